@@ -1,0 +1,1 @@
+"""rsg-operator: ResourceScalingGroup, coupled and group-atomic scaling for AI inference."""

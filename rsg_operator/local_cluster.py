@@ -1,0 +1,398 @@
+"""A real, local Kubernetes control plane: etcd + kube-apiserver + kube-controller-manager.
+
+Used by the test suite and by `rsg-operator run` when no cluster is configured. The
+binaries are built from pinned Go modules by hack/build-control-plane.sh; this module
+only starts them on free loopback ports with generated certificates, waits until the
+control plane is really usable (the controller-manager has created the `default`
+ServiceAccount), and stops them leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+SERVICE_CIDR = "10.0.0.0/24"
+
+
+class ControlPlaneError(RuntimeError):
+    """The local control plane could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class _Pki:
+    """CA, apiserver serving cert, admin client cert and the service-account key."""
+
+    directory: Path
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ca_key = _rsa_key()
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsg-local-ca")])
+        ca_cert = (
+            _builder(ca_name, ca_name, ca_key)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca = self._write("ca.crt", _cert_pem(ca_cert))
+        serving_key = _rsa_key()
+        serving = (
+            _builder(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
+                ca_name,
+                serving_key,
+            )
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.DNSName("kubernetes.default.svc"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                    ]
+                ),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.serving_cert = self._write("apiserver.crt", _cert_pem(serving))
+        self.serving_key = self._write("apiserver.key", _key_pem(serving_key))
+        admin_key = _rsa_key()
+        admin = _builder(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "rsg-admin"),
+                ]
+            ),
+            ca_name,
+            admin_key,
+        ).sign(ca_key, hashes.SHA256())
+        self.admin_cert = self._write("admin.crt", _cert_pem(admin))
+        self.admin_key = self._write("admin.key", _key_pem(admin_key))
+        self.service_account_key = self._write("sa.key", _key_pem(_rsa_key()))
+
+    def _write(self, name: str, data: bytes) -> Path:
+        path = self.directory / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        return path
+
+
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey
+) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7))
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+@dataclass
+class LocalControlPlane:
+    """etcd, kube-apiserver and kube-controller-manager on loopback, in a work directory.
+
+    Use as a context manager, or call start() and stop(). `kubeconfig` is an admin
+    (system:masters) kubeconfig; `logs` holds one log file per process.
+    """
+
+    bin_dir: Path
+    work_dir: Path | None = None
+    startup_timeout: float = 120.0
+    _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _log_files: list[IO[bytes]] = field(default_factory=list)
+    _own_work_dir: bool = False
+
+    def __post_init__(self) -> None:
+        missing = [b for b in BINARIES if not (self.bin_dir / b).is_file()]
+        if missing:
+            raise ControlPlaneError(
+                f"control-plane binaries missing in {self.bin_dir}: {', '.join(missing)}; "
+                "build them with `make control-plane` (hack/build-control-plane.sh)"
+            )
+        if self.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="rsg-control-plane-"))
+            self._own_work_dir = True
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.logs = self.work_dir / "logs"
+        self.kubeconfig = self.work_dir / "kubeconfig"
+        self.api_port = 0
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubectl(self) -> Path:
+        return self.bin_dir / "kubectl"
+
+    def __enter__(self) -> LocalControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        assert self.work_dir is not None
+        self.logs.mkdir(exist_ok=True)
+        try:
+            pki = _Pki(self.work_dir / "pki")
+            self.api_port = free_port()
+            self._write_kubeconfig(pki)
+            self._start_etcd()
+            self._start_apiserver(pki)
+            self._wait("kube-apiserver /readyz", lambda: self._get("/readyz") == "ok")
+            self._start_controller_manager(pki)
+            self._wait(
+                "kube-controller-manager (default ServiceAccount)",
+                lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
+            )
+        except BaseException:
+            self.stop(keep_logs=True)
+            raise
+
+    def stop(self, keep_logs: bool = False) -> None:
+        """Stop every process (SIGTERM, then SIGKILL) and remove the work directory.
+
+        keep_logs leaves the work directory (logs, kubeconfig) for a post-mortem.
+        """
+        for name in reversed(list(self._processes)):
+            process = self._processes.pop(name)
+            _terminate(process)
+        for log in self._log_files:
+            log.close()
+        self._log_files.clear()
+        if self._own_work_dir and not keep_logs and self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def apply(self, manifest: Path, namespace: str | None = None) -> None:
+        """kubectl apply a file or directory; wait for any CRDs in it to be established."""
+        kubectl = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}"]
+        scope = ["-n", namespace] if namespace else []
+        subprocess.run([*kubectl, "apply", *scope, "-f", str(manifest)], check=True)
+        subprocess.run(
+            [*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def wait(self) -> int:
+        """Block until one of the processes exits (returns its code) or Ctrl-C (returns 0)."""
+        try:
+            while True:
+                for process in self._processes.values():
+                    if process.poll() is not None:
+                        return process.returncode or 1
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+
+    # ------------------------------------------------------------------ processes
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        self._log_files.append(log)
+        self._processes[name] = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Own process group: a Ctrl-C on the terminal reaches us, and we stop them.
+            start_new_session=True,
+        )
+
+    def _start_etcd(self) -> None:
+        assert self.work_dir is not None
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        self._spawn(
+            "etcd",
+            [
+                "--name=default",
+                f"--data-dir={self.work_dir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        self._wait("etcd /health", lambda: _http_ok(f"{self.etcd_url}/health"))
+
+    def _start_apiserver(self, pki: _Pki) -> None:
+        assert self.work_dir is not None
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--cert-dir={self.work_dir / 'apiserver-certs'}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={pki.service_account_key}",
+                f"--service-account-signing-key-file={pki.service_account_key}",
+                "--allow-privileged=true",
+                "--v=1",
+            ],
+        )
+
+    def _start_controller_manager(self, pki: _Pki) -> None:
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={pki.service_account_key}",
+                f"--root-ca-file={pki.ca}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Fast HPA reactions in tests; the production default is 15s.
+                "--horizontal-pod-autoscaler-sync-period=2s",
+                "--v=1",
+            ],
+        )
+
+    # ------------------------------------------------------------------ readiness
+
+    def _write_kubeconfig(self, pki: _Pki) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "rsg-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(pki.ca)},
+                }
+            ],
+            "users": [
+                {
+                    "name": "rsg-admin",
+                    "user": {
+                        "client-certificate": str(pki.admin_cert),
+                        "client-key": str(pki.admin_key),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "rsg-local", "context": {"cluster": "rsg-local", "user": "rsg-admin"}}
+            ],
+            "current-context": "rsg-local",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self._ssl = ssl.create_default_context(cafile=str(pki.ca))
+        self._ssl.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+
+    def _get(self, path: str) -> str | None:
+        try:
+            with urllib.request.urlopen(
+                f"{self.server}{path}", context=self._ssl, timeout=5
+            ) as response:
+                body: bytes = response.read()
+                return body.decode()
+        except (OSError, ValueError):
+            return None
+
+    def _wait(self, what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            for name, process in self._processes.items():
+                if process.poll() is not None:
+                    raise ControlPlaneError(
+                        f"{name} exited with code {process.returncode} while waiting for "
+                        f"{what}; see {self.logs / (name + '.log')}"
+                    )
+            if ready():
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(
+            f"timed out after {self.startup_timeout:.0f}s waiting for {what}; logs in {self.logs}"
+        )
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            status: int = response.status
+            return status == 200
+    except OSError:
+        return False
+
+
+def _terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        process.wait(timeout=grace)
