@@ -1,0 +1,3 @@
+from rsg_operator.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""`rsg-operator run ...`: arguments, credentials, and the kopf main loop.
+
+With no cluster configured (no --kubeconfig, no $KUBECONFIG, not in a pod, no
+~/.kube/config), `run` starts the embedded local control plane from
+--control-plane-bin (or $RSG_CONTROL_PLANE_BIN), applies the --apply manifests to it,
+and runs the operator against it until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import kopf
+
+from rsg_operator import handlers
+from rsg_operator.local_cluster import ControlPlaneError, LocalControlPlane
+from rsg_operator.settings import Settings
+
+log = logging.getLogger("rsg_operator")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="rsg-operator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator")
+    run.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: standard lookup)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (default)"
+    )
+    run.add_argument(
+        "--allow-cross-namespace",
+        action="store_true",
+        help="allow targets in another namespace than their RSG",
+    )
+    run.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=30.0,
+        help="re-check every RSG this often (default: 30)",
+    )
+    run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("-v", "--verbose", action="store_true")
+    cluster = commands.add_parser(
+        "cluster", help="start the local control plane alone and print its kubeconfig"
+    )
+    for command in (run, cluster):
+        command.add_argument(
+            "--control-plane-bin",
+            type=Path,
+            default=os.environ.get("RSG_CONTROL_PLANE_BIN"),
+            help="binaries of the local control plane (hack/build-control-plane.sh prints it)",
+        )
+        command.add_argument(
+            "--apply",
+            type=Path,
+            action="append",
+            default=[],
+            help="manifest file or directory to apply to the local control plane (repeatable); "
+            "'NAMESPACE=PATH' applies into a namespace",
+        )
+    return parser.parse_args(argv)
+
+
+def cluster_configured(kubeconfig: Path | None) -> bool:
+    return (
+        kubeconfig is not None
+        or bool(os.environ.get("KUBECONFIG"))
+        or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        or (Path.home() / ".kube" / "config").exists()
+    )
+
+
+@contextlib.contextmanager
+def local_control_plane(args: argparse.Namespace) -> Iterator[LocalControlPlane]:
+    """Start the local control plane, apply the --apply manifests, yield it."""
+    if args.control_plane_bin is None:
+        raise SystemExit(
+            "rsg-operator: no cluster is configured (no --kubeconfig, $KUBECONFIG, "
+            "in-cluster service account or ~/.kube/config) and no local control plane "
+            "binaries were given: pass --control-plane-bin or set RSG_CONTROL_PLANE_BIN "
+            "(`make demo` does both)"
+        )
+    try:
+        with LocalControlPlane(bin_dir=args.control_plane_bin) as plane:
+            log.info("local control plane at %s", plane.server)
+            for item in args.apply:
+                namespace, sep, path = str(item).rpartition("=")
+                plane.apply(Path(path), namespace if sep else None)
+            print(f"\nexport KUBECONFIG={plane.kubeconfig}\n", file=sys.stderr, flush=True)
+            yield plane
+    except ControlPlaneError as error:
+        raise SystemExit(f"rsg-operator: {error}") from None
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = Settings(
+        allow_cross_namespace=args.allow_cross_namespace, resync_seconds=args.resync_seconds
+    )
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, settings)
+    kopf.configure(verbose=args.verbose, log_prefix=True)
+    with contextlib.ExitStack() as stack:
+        kubeconfig = args.kubeconfig
+        if not cluster_configured(kubeconfig):
+            kubeconfig = stack.enter_context(local_control_plane(args)).kubeconfig
+        if kubeconfig is not None:
+            # kopf's login and our client both read the same kubeconfig.
+            os.environ["KUBECONFIG"] = str(kubeconfig)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                kopf.operator(
+                    registry=registry,
+                    standalone=True,
+                    clusterwide=not args.namespace,
+                    namespaces=args.namespace,
+                    liveness_endpoint=args.liveness,
+                    memo=kopf.Memo(settings=settings, kubeconfig=kubeconfig),
+                )
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.command == "run":
+        run(args)
+    elif args.command == "cluster":
+        kopf.configure(verbose=False)
+        with local_control_plane(args) as plane:
+            sys.exit(plane.wait())

@@ -1,0 +1,184 @@
+"""Fixtures for tests against the real local control plane.
+
+One control plane (etcd + kube-apiserver + kube-controller-manager, built by
+hack/build-control-plane.sh) serves the whole session; each test gets its own
+namespace. Logs of the control plane and the operator are kept when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from rsg_operator.local_cluster import LocalControlPlane
+
+ROOT = Path(__file__).parents[2]
+CRD_NAME = "resourcescalinggroups.resourcescalinggroup.com"
+T = TypeVar("T")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.integration)
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@dataclass
+class Kubectl:
+    binary: Path
+    kubeconfig: Path
+
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def apply(
+        self, manifest: dict[str, Any] | str, namespace: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        return self.run("apply", "-n", namespace, "-f", "-", input=text, check=check)
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        result = self.run("get", kind, name, "-n", namespace, "-o", "json", check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr:
+                return None
+            raise AssertionError(result.stderr)
+        found: dict[str, Any] = json.loads(result.stdout)
+        return found
+
+
+def control_plane_bin() -> Path:
+    if os.environ.get("RSG_CONTROL_PLANE_BIN"):
+        return Path(os.environ["RSG_CONTROL_PLANE_BIN"])
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-control-plane.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def control_plane(request: pytest.FixtureRequest) -> Iterator[LocalControlPlane]:
+    plane = LocalControlPlane(bin_dir=control_plane_bin())
+    plane.start()
+    yield plane
+    failed = request.session.testsfailed > 0
+    plane.stop(keep_logs=failed)
+    if failed:
+        sys.stderr.write(f"\ncontrol-plane and operator logs kept in {plane.work_dir}\n")
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: LocalControlPlane) -> Kubectl:
+    return Kubectl(control_plane.kubectl, control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def k8s(control_plane: LocalControlPlane) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Kubectl) -> str:
+    kubectl.run("apply", "-f", str(ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s")
+    return CRD_NAME
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false")
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(
+        self, probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition"
+    ) -> T:
+        """wait_for, failing at once (with the log's tail) if the operator has exited."""
+
+        def alive_probe() -> T | None:
+            if self.process.poll() is not None:
+                tail = "\n".join(self.log_text().splitlines()[-30:])
+                raise AssertionError(f"operator exited ({self.process.returncode}):\n{tail}")
+            return probe()
+
+        return wait_for(alive_probe, timeout, what)
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: LocalControlPlane, crd: str) -> Iterator[Operator]:
+    """The operator as users run it: `python -m rsg_operator run`, a separate process."""
+    assert control_plane.work_dir is not None
+    log = control_plane.work_dir / "logs" / "operator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rsg_operator",
+                "run",
+                f"--kubeconfig={control_plane.kubeconfig}",
+                "--resync-seconds=1",
+                "--verbose",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+    yield Operator(process, log)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

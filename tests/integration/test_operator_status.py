@@ -1,0 +1,178 @@
+"""The operator skeleton: status.observedGeneration and conditions, never a write to a target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Kubectl, Operator
+from tests.specs import group_spec, inplace_spec
+
+
+def rsg(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "resourcescalinggroup.com/v1",
+        "kind": "ResourceScalingGroup",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def condition(kubectl: Kubectl, name: str, namespace: str, type_: str) -> dict[str, Any] | None:
+    found = kubectl.get("rsg", name, namespace) or {}
+    conditions = (found.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), None)
+
+
+def wait_degraded(
+    operator: Operator,
+    kubectl: Kubectl,
+    name: str,
+    namespace: str,
+    status: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        found = condition(kubectl, name, namespace, "Degraded")
+        if found and found["status"] == status and (reason is None or found["reason"] == reason):
+            return found
+        return None
+
+    return operator.wait_for(probe, what=f"Degraded={status} {reason or ''} on {name}")
+
+
+def deployment(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
+    kubectl.run("create", "deployment", name, "--image=registry.invalid/x:1", "-n", namespace)
+    found = kubectl.get("deployment", name, namespace)
+    assert found is not None
+    return found
+
+
+def writers(obj: dict[str, Any]) -> set[str]:
+    """Every field manager that ever wrote the object (the apiserver records them)."""
+    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
+
+
+def warning_events(kubectl: Kubectl, namespace: str, reason: str) -> list[str]:
+    out = kubectl.run(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"type=Warning,reason={reason}",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def test_missing_target_degrades_naming_it_and_writes_no_target(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    prefill = deployment(kubectl, "prefill", namespace)
+    kubectl.apply(rsg("units", group_spec()), namespace)
+
+    degraded = wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
+    assert f"Deployment {namespace}/decode" in degraded["message"]
+    stored = kubectl.get("rsg", "units", namespace)
+    assert stored is not None
+    assert stored["status"]["observedGeneration"] == stored["metadata"]["generation"]
+    ready = condition(kubectl, "units", namespace, "Ready")
+    assert ready is not None and ready["status"] == "False"
+    operator.wait_for(
+        lambda: warning_events(kubectl, namespace, "TargetNotFound"),
+        what="a TargetNotFound Warning event",
+    )
+
+    after = kubectl.get("deployment", "prefill", namespace)
+    assert after is not None
+    assert after["metadata"]["generation"] == prefill["metadata"]["generation"]
+    assert writers(after) <= {"kubectl-create", "kube-controller-manager"}
+    assert not any("kopf" in key for key in after["metadata"].get("annotations", {}))
+
+
+def test_target_created_later_clears_degraded(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    deployment(kubectl, "prefill", namespace)
+    kubectl.apply(rsg("units", group_spec()), namespace)
+    wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
+
+    deployment(kubectl, "decode", namespace)
+    healed = wait_degraded(operator, kubectl, "units", namespace, "False")
+    assert healed["reason"] == "AsExpected"
+
+
+def test_new_generation_is_observed(operator: Operator, kubectl: Kubectl, namespace: str) -> None:
+    deployment(kubectl, "prefill", namespace)
+    deployment(kubectl, "decode", namespace)
+    kubectl.apply(rsg("units", group_spec()), namespace)
+    wait_degraded(operator, kubectl, "units", namespace, "False")
+    kubectl.run("scale", "rsg/units", "--replicas=2", "-n", namespace)
+
+    def observed() -> bool:
+        found = kubectl.get("rsg", "units", namespace) or {}
+        return (found.get("status") or {}).get("observedGeneration") == 2
+
+    operator.wait_for(observed, what="observedGeneration 2")
+
+
+@pytest.mark.parametrize(
+    "edit, reason, named",
+    [
+        (
+            lambda s: s["targetResources"][0].update(kind="Widget", apiVersion="example.com/v1"),
+            "UnknownKind",
+            "Widget",
+        ),
+        (
+            lambda s: s["targetResources"][0].update(namespace="elsewhere"),
+            "CrossNamespaceTarget",
+            "elsewhere",
+        ),
+        (
+            lambda s: s["scalingStrategy"]["inplaceConfig"]["bindings"][1].update(ratio="two"),
+            "InvalidSpec",
+            "bindings[1].ratio",
+        ),
+    ],
+    ids=["unknown-kind", "cross-namespace", "invalid-ratio"],
+)
+def test_runtime_problem_degrades_with_its_reason(
+    operator: Operator, kubectl: Kubectl, namespace: str, edit: Any, reason: str, named: str
+) -> None:
+    spec = inplace_spec()
+    edit(spec)
+    kubectl.apply(rsg("pool", spec), namespace)
+    degraded = wait_degraded(operator, kubectl, "pool", namespace, "True", reason)
+    assert named in degraded["message"]
+
+
+def test_group_replication_refuses_a_kind_it_cannot_clone(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    spec = group_spec()
+    spec["targetResources"][1] = {"name": "decode", "apiVersion": "batch/v1", "kind": "Job"}
+    kubectl.apply(rsg("units", spec), namespace)
+    degraded = wait_degraded(operator, kubectl, "units", namespace, "True", "KindNotCloneable")
+    assert "Job" in degraded["message"]
+
+
+def test_unchanged_rsg_is_not_written_again(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    deployment(kubectl, "prefill", namespace)
+    kubectl.apply(rsg("units", group_spec()), namespace)
+    wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
+    before = kubectl.get("rsg", "units", namespace)
+    assert before is not None
+    marker = f"[{namespace}/units] Timer 'reconcile' succeeded"
+    seen = operator.log_text().count(marker)
+    operator.wait_for(
+        lambda: operator.log_text().count(marker) >= seen + 3, what="three more resync reconciles"
+    )
+    after = kubectl.get("rsg", "units", namespace)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]

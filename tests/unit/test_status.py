@@ -1,0 +1,42 @@
+"""status: conditions keep their transition time; an unchanged world patches nothing."""
+
+from __future__ import annotations
+
+from rsg_operator.status import Outcome, Problem, Reason, outcome
+
+NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+MISSING = Problem(Reason.TARGET_NOT_FOUND, "Deployment ai/decode (apps/v1) does not exist")
+
+
+def conditions_of(result: Outcome) -> dict[str, dict[str, object]]:
+    return {c["type"]: c for c in result.patch["conditions"]}
+
+
+def test_first_reconcile_writes_generation_and_conditions() -> None:
+    result = outcome({}, 3, [], NOW)
+    assert result.patch["observedGeneration"] == 3
+    assert conditions_of(result)["Ready"]["status"] == "True"
+    assert conditions_of(result)["Degraded"]["status"] == "False"
+    assert result.warning is None
+
+
+def test_unchanged_reconcile_patches_nothing() -> None:
+    stored = outcome({}, 3, [MISSING], NOW).patch
+    assert outcome(stored, 3, [MISSING], LATER) == Outcome({}, None)
+
+
+def test_degraded_names_the_problem_and_warns_once() -> None:
+    first = outcome({}, 1, [MISSING], NOW)
+    degraded = conditions_of(first)["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "TargetNotFound")
+    assert "ai/decode" in str(degraded["message"])
+    assert first.warning == MISSING
+    assert outcome(first.patch, 1, [MISSING], LATER).warning is None
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    stored = outcome({}, 1, [MISSING], NOW).patch
+    healed = outcome(stored, 1, [], LATER)
+    assert conditions_of(healed)["Degraded"]["lastTransitionTime"] == LATER
+    new_generation = outcome(stored, 2, [MISSING], LATER)
+    assert conditions_of(new_generation)["Degraded"]["lastTransitionTime"] == NOW
