@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def rsg(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A ResourceScalingGroup manifest around a spec."""
+    return {
+        "apiVersion": "resourcescalinggroup.com/v1",
+        "kind": "ResourceScalingGroup",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
 def group_spec() -> dict[str, Any]:
     return {
         "targetResources": [

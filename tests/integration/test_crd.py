@@ -9,18 +9,9 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Kubectl
-from tests.specs import INVALID, Invalid, group_spec
+from tests.specs import INVALID, Invalid, group_spec, rsg
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def rsg(name: str, spec: dict[str, object]) -> dict[str, object]:
-    return {
-        "apiVersion": "resourcescalinggroup.com/v1",
-        "kind": "ResourceScalingGroup",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Kubectl, Operator
-from tests.specs import group_spec, inplace_spec
-
-
-def rsg(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "resourcescalinggroup.com/v1",
-        "kind": "ResourceScalingGroup",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+from tests.specs import group_spec, inplace_spec, rsg
 
 
 def condition(kubectl: Kubectl, name: str, namespace: str, type_: str) -> dict[str, Any] | None:
