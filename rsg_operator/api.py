@@ -287,6 +287,32 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One scalable thing: a whole object, or one role inside a multi-role object."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    role: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str, str, str | None]:
+        """Who this is whatever API version names it: (group, kind, namespace, name, role)."""
+        return (
+            self.api_version.rpartition("/")[0],
+            self.kind,
+            self.namespace,
+            self.name,
+            self.role,
+        )
+
+    def describe(self) -> str:
+        where = f"{self.kind} {self.namespace}/{self.name}"
+        return f"{where} role {self.role}" if self.role else where
+
+
+@dataclass(frozen=True)
 class ScaleDown:
     policy: ScaleDownPolicy = ScaleDownPolicy.ORDERED
     candidates: tuple[str, ...] = ()
@@ -333,6 +359,17 @@ class RSGSpec:
 
     def target(self, target_id: str) -> Target:
         return next(t for t in self.targets if t.id == target_id)
+
+    def member(self, binding: Binding, rsg_namespace: str) -> Member:
+        """The object (and role) a binding names, with the namespace defaulted."""
+        target = self.target(binding.target_id)
+        return Member(
+            api_version=target.api_version,
+            kind=target.kind,
+            namespace=target.namespace_or(rsg_namespace),
+            name=target.name,
+            role=binding.role_name,
+        )
 
 
 DEFAULT_TARGET_RATIO = Decimal(1)
@@ -447,6 +484,18 @@ def _inplace(
                 role_name=role_name,
             )
         )
+    seen: dict[tuple[str, str | None], str] = {}
+    for resolved in bindings:
+        key = (resolved.target_id, resolved.role_name)
+        if key in seen:
+            problems.append(
+                (
+                    "spec.scalingStrategy.inplaceConfig.bindings",
+                    f"bindings {seen[key]!r} and {resolved.name!r} name the same "
+                    f"{'role' if resolved.role_name else 'target'}",
+                )
+            )
+        seen.setdefault(key, resolved.name)
     return InplaceScaling(bindings=tuple(bindings)), problems
 
 

@@ -1,18 +1,29 @@
-"""kopf registrations: a few lines each, all dispatching to the reconcilers."""
+"""kopf registrations: a few lines each, all dispatching to the reconcilers.
+
+Each RSG has one daemon, its driver: it reconciles on start, whenever one of its members
+changes (watches), when its spec changes (the update handler wakes it) and on a resync
+period, one reconcile at a time. Members are only read and scaled: kopf keeps its
+bookkeeping on the RSG alone.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
-from rsg_operator import api, status
+from rsg_operator import api, graph
 from rsg_operator.kube import Kube, load_configuration
-from rsg_operator.reconcilers import targets
+from rsg_operator.reconcilers import driver
 from rsg_operator.settings import Settings
+from rsg_operator.watching import Watches
 
 RSG = (api.GROUP, api.VERSION, api.PLURAL)
+RETRY_SECONDS = 1.0
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -20,13 +31,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(startup)
     kopf.on.cleanup(registry=registry)(cleanup)
-    for decorator in (
-        kopf.on.resume(*RSG, registry=registry),
-        kopf.on.create(*RSG, registry=registry),
-        kopf.on.update(*RSG, field="spec", registry=registry),
-        kopf.timer(*RSG, interval=settings.resync_seconds, idle=5, registry=registry),
-    ):
-        decorator(reconcile)
+    kopf.index(*RSG, registry=registry)(rsg_claims)
+    kopf.daemon(*RSG, registry=registry, cancellation_timeout=10.0)(drive)
+    kopf.on.update(*RSG, field="spec", registry=registry)(wake)
 
 
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
@@ -37,6 +44,7 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | No
 
 async def startup(memo: kopf.Memo, **_: Any) -> None:
     memo.kube = await Kube.connect(await load_configuration(memo.kubeconfig))
+    memo.wakeups = {}
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -44,18 +52,55 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.kube.close()
 
 
-async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Check the spec and targets; write status only where it changed."""
-    namespace = body.metadata.namespace
-    assert namespace is not None  # the CRD is namespaced
-    _spec, problems = await targets.check(memo.kube, body.spec, namespace, memo.settings)
-    result = status.outcome(
-        dict(body.status),
-        int(body.metadata.get("generation") or 0),
-        problems,
-        status.now_rfc3339(),
-    )
-    for key, value in result.patch.items():
-        patch.status[key] = value
-    if result.warning is not None:
-        kopf.warn(body, reason=str(result.warning.reason), message=result.warning.message)
+def rsg_claims(body: kopf.Body, **_: Any) -> dict[graph.RsgKey, graph.Claim] | None:
+    """Index of every InplaceScaling RSG's Source->Target edges, for cross-RSG rules."""
+    found = driver.claim_of(body)
+    return None if found is None else {found.rsg: found}
+
+
+async def wake(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    if (wakeup := memo.wakeups.get(uid)) is not None:
+        wakeup.set()
+
+
+async def drive(
+    body: kopf.Body,
+    uid: str,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+    **kwargs: Any,
+) -> None:
+    rsg_claims: kopf.Index[graph.RsgKey, graph.Claim] = kwargs["rsg_claims"]
+    settings: Settings = memo.settings
+    wakeup = memo.wakeups.setdefault(uid, asyncio.Event())
+    watches = Watches(memo.kube, wakeup, logger)
+    try:
+        while not stopped:
+            wakeup.clear()
+            claims = [claim for store in rsg_claims.values() for claim in store]
+            try:
+                members = await driver.reconcile(memo.kube, body, settings, claims, logger)
+            except ApiException as error:
+                # Transient or not, it is retried soon; the event tells the user why.
+                message = f"reconcile failed: {error.status} {error.reason}"
+                logger.error(message)
+                kopf.warn(body, reason="ReconcileFailed", message=message)
+                await _first_of(stopped.wait(), timeout=RETRY_SECONDS)
+                continue
+            watches.watch(members)
+            await _first_of(wakeup.wait(), stopped.wait(), timeout=settings.resync_seconds)
+    finally:
+        await watches.stop()
+        memo.wakeups.pop(uid, None)
+
+
+async def _first_of(*waits: Any, timeout: float) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

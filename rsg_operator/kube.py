@@ -1,4 +1,4 @@
-"""The operator's one Kubernetes client wrapper (kubernetes_asyncio, dynamic client).
+"""The operator's one Kubernetes client wrapper (kubernetes_asyncio).
 
 Everything that talks to the API server goes through `Kube`, so that credentials,
 discovery (kind -> resource) and the mapping of API errors live in one place.
@@ -6,15 +6,20 @@ discovery (kind -> resource) and the mapping of API errors live in one place.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.dynamic import DynamicClient
-from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
+
+WATCH_TIMEOUT_SECONDS = 300
+# Every write is recorded under this name in the objects' managedFields.
+FIELD_MANAGER = [("fieldManager", "rsg-operator")]
 
 
 class UnknownKind(LookupError):
@@ -35,39 +40,78 @@ async def load_configuration(kubeconfig: Path | None) -> client.Configuration:
     return configuration
 
 
+@dataclass(frozen=True)
+class ApiResource:
+    """A discovered resource: where a kind lives and which subresources it has."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    subresources: frozenset[str]
+
+    def path(self, name: str | None = None, namespace: str | None = None) -> str:
+        path = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            path += f"/namespaces/{namespace}"
+        path += f"/{self.plural}"
+        return f"{path}/{name}" if name else path
+
+
 class Kube:
     """Async access to any kind through discovery; a missing object reads as None."""
 
-    def __init__(
-        self,
-        api_client: client.ApiClient,
-        dynamic: DynamicClient,
-        cache_dir: tempfile.TemporaryDirectory[str],
-    ) -> None:
+    def __init__(self, api_client: client.ApiClient) -> None:
         self._api_client = api_client
-        self._dynamic = dynamic
-        self._cache_dir = cache_dir
+        self._discovered: dict[str, dict[str, ApiResource]] = {}
+        self._discovery_lock = asyncio.Lock()
 
     @classmethod
     async def connect(cls, configuration: client.Configuration) -> Kube:
-        api_client = client.ApiClient(configuration)
-        # The discovery cache is private to this process: the library's default file
-        # is shared by every client of the same server URL.
-        cache_dir = tempfile.TemporaryDirectory(prefix="rsg-operator-discovery-")
-        dynamic = await DynamicClient(
-            api_client, cache_file=str(Path(cache_dir.name) / "discovery.json")
-        )
-        return cls(api_client, dynamic, cache_dir)
+        return cls(client.ApiClient(configuration))
 
     async def close(self) -> None:
         await self._api_client.close()
-        self._cache_dir.cleanup()
 
-    async def _resource(self, api_version: str, kind: str) -> Any:
+    async def resource(self, api_version: str, kind: str) -> ApiResource:
+        """Discover where a kind lives. Raises UnknownKind.
+
+        One discovery document per group/version, cached; a kind missing from the cache
+        re-reads it once (a CRD may have been installed since)."""
+        async with self._discovery_lock:
+            found = self._discovered.get(api_version, {}).get(kind)
+            if found is None:
+                self._discovered[api_version] = await self._discover(api_version)
+                found = self._discovered[api_version].get(kind)
+        if found is None:
+            raise UnknownKind(f"the API server serves no kind {kind} in {api_version}")
+        return found
+
+    async def _discover(self, api_version: str) -> dict[str, ApiResource]:
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         try:
-            return await self._dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            raise UnknownKind(f"the API server serves no kind {kind} in {api_version}") from None
+            listing = await self.request("GET", path)
+        except ApiException as error:
+            if error.status == 404:
+                return {}
+            raise
+        entries = listing.get("resources") or []
+        subresources: dict[str, set[str]] = {}
+        for entry in entries:
+            plural, _, sub = str(entry["name"]).partition("/")
+            if sub:
+                subresources.setdefault(plural, set()).add(sub)
+        return {
+            entry["kind"]: ApiResource(
+                api_version=api_version,
+                kind=entry["kind"],
+                plural=entry["name"],
+                namespaced=bool(entry.get("namespaced")),
+                subresources=frozenset(subresources.get(entry["name"], ())),
+            )
+            for entry in entries
+            if "/" not in entry["name"]
+        }
 
     async def request(
         self,
@@ -75,15 +119,18 @@ class Kube:
         path: str,
         body: Any = None,
         content_type: str | None = None,
+        query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
-        """One API call; a non-2xx answer raises ApiException (the dynamic client's own
-        request() returns error Status objects instead, so it is used for discovery only)."""
+        """One API call; a non-2xx answer raises ApiException. (kubernetes_asyncio's
+        dynamic client is not used: its request() returns error Status objects instead of
+        raising, and its lazy discovery breaks under concurrent use.)"""
         headers = {"Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
         result: dict[str, Any] = await self._api_client.call_api(
             path,
             method,
+            query_params=query or [],
             header_params=headers,
             body=body,
             response_types_map={200: "object", 201: "object"},
@@ -96,10 +143,61 @@ class Kube:
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         """The object, or None if it does not exist. Raises UnknownKind."""
-        resource = await self._resource(api_version, kind)
+        resource = await self.resource(api_version, kind)
         try:
             return await self.request("GET", resource.path(name=name, namespace=namespace))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
+
+    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.request(
+            "PATCH", path, body, "application/merge-patch+json", query=FIELD_MANAGER
+        )
+
+    async def json_patch(self, path: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self.request(
+            "PATCH", path, operations, "application/json-patch+json", query=FIELD_MANAGER
+        )
+
+    async def watch_object(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> AsyncIterator[str]:
+        """Yield a word each time one object may have changed: "LISTED" on every
+        (re)connect, then watch event types. Filtered to that object by field selector.
+
+        Ends when the server closes the stream; the caller loops. Raises ApiException.
+        """
+        resource = await self.resource(api_version, kind)
+        path = resource.path(namespace=namespace)
+        selector = ("fieldSelector", f"metadata.name={name}")
+        listing = await self.request("GET", path, query=[selector])
+        yield "LISTED"
+        query = [
+            selector,
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", listing["metadata"]["resourceVersion"]),
+            ("timeoutSeconds", str(WATCH_TIMEOUT_SECONDS)),
+        ]
+        response = await self._api_client.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=WATCH_TIMEOUT_SECONDS + 30,
+        )
+        async with response:
+            if response.status != 200:
+                raise ApiException(status=response.status, reason=await response.text())
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    return  # e.g. 410 Gone: the caller lists and watches again
+                if event.get("type") != "BOOKMARK":
+                    yield str(event.get("type"))

@@ -25,6 +25,9 @@ class Reason(StrEnum):
     ROLE_NOT_FOUND = "RoleNotFound"
     CROSS_NAMESPACE_TARGET = "CrossNamespaceTarget"
     KIND_NOT_CLONEABLE = "KindNotCloneable"
+    NOT_SCALABLE = "NotScalable"
+    TARGET_CONFLICT = "TargetConflict"
+    SOURCE_TARGET_CYCLE = "SourceTargetCycle"
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,24 @@ def merge_conditions(
     return merged
 
 
-def problems_conditions(problems: list[Problem], generation: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Healthy:
+    """Why the group is Ready when nothing is wrong."""
+
+    reason: str = "TargetsResolved"
+    message: str = "every target exists"
+
+
+DEFAULT_HEALTHY = Healthy()
+
+
+def problems_conditions(
+    problems: list[Problem], generation: int, healthy: Healthy = DEFAULT_HEALTHY
+) -> list[dict[str, Any]]:
     """Ready and Degraded for a reconcile: the first problem, if any, is the reason."""
     if not problems:
         return [
-            condition(READY, True, "TargetsResolved", "every target exists", generation),
+            condition(READY, True, healthy.reason, healthy.message, generation),
             condition(DEGRADED, False, "AsExpected", "spec is valid", generation),
         ]
     reason = problems[0].reason
@@ -95,12 +111,23 @@ class Outcome:
     warning: Problem | None = None
 
 
-def outcome(stored: dict[str, Any], generation: int, problems: list[Problem], now: str) -> Outcome:
-    """The status patch for `problems`, and a Warning when Degraded newly has this reason."""
+def outcome(
+    stored: dict[str, Any],
+    generation: int,
+    problems: list[Problem],
+    now: str,
+    fields: dict[str, Any] | None = None,
+    healthy: Healthy = DEFAULT_HEALTHY,
+) -> Outcome:
+    """The status patch for a reconcile that found `problems` and observed `fields`
+    (e.g. currentReplicas, bindings), and a Warning when Degraded newly has this reason."""
     conditions = merge_conditions(
-        list(stored.get("conditions") or []), problems_conditions(problems, generation), now
+        list(stored.get("conditions") or []),
+        problems_conditions(problems, generation, healthy),
+        now,
     )
-    patch = status_patch(stored, {"observedGeneration": generation, "conditions": conditions})
+    wanted = {**(fields or {}), "observedGeneration": generation, "conditions": conditions}
+    patch = status_patch(stored, wanted)
     if not problems:
         return Outcome(patch)
     before = _find(stored.get("conditions") or [], DEGRADED)

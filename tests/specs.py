@@ -170,6 +170,12 @@ INVALID = [
     Invalid("binding-duplicate-name", _edit(IP, f"{B}.2.name", "prefill"), "bindings"),
     Invalid("binding-unknown-role", _edit(IP, f"{B}.1.role", "Follower"), "role"),
     Invalid("binding-names-nothing", _edit(IP, f"{B}.1.name", "gateway"), "bindings"),
+    Invalid(
+        "two-bindings-one-role",
+        _edit(IP, f"{B}.1", {"name": "Decode", "role": "Target"}),
+        "bindings",
+        admission=False,
+    ),
     Invalid("ratio-negative", _edit(IP, f"{B}.1.ratio", -1), "ratio", admission=False),
     Invalid("ratio-not-decimal", _edit(IP, f"{B}.1.ratio", "two"), "ratio", admission=False),
     Invalid("ratio-bool", _edit(IP, f"{B}.1.ratio", True), "ratio", admission=False),

@@ -5,6 +5,7 @@ Reads only. A problem found here stops the reconcile before anything is written.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from rsg_operator import api, kinds
@@ -13,20 +14,30 @@ from rsg_operator.settings import Settings
 from rsg_operator.status import Problem, Reason
 
 
-async def check(
-    kube: Kube, raw_spec: Any, namespace: str, settings: Settings
-) -> tuple[api.RSGSpec | None, list[Problem]]:
-    """Parse the spec and look up every target; return the spec and what is wrong."""
+@dataclass
+class Resolution:
+    """The parsed spec, each target's object as just read (by target id), and problems."""
+
+    spec: api.RSGSpec | None
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+async def check(kube: Kube, raw_spec: Any, namespace: str, settings: Settings) -> Resolution:
+    """Parse the spec and read every target; report what is wrong."""
     try:
         spec = api.parse_spec(raw_spec)
     except api.SpecError as error:
-        return None, [Problem(Reason.INVALID_SPEC, str(error))]
-    problems = static_problems(spec, namespace, settings)
-    if problems:
-        return spec, problems
+        return Resolution(None, problems=[Problem(Reason.INVALID_SPEC, str(error))])
+    resolution = Resolution(spec, problems=static_problems(spec, namespace, settings))
+    if resolution.problems:
+        return resolution
     for target in spec.targets:
-        problems += await _lookup_problems(kube, target, namespace)
-    return spec, problems
+        found, problems = await _lookup(kube, target, namespace)
+        resolution.problems += problems
+        if found is not None:
+            resolution.objects[target.id] = found
+    return resolution
 
 
 def static_problems(spec: api.RSGSpec, namespace: str, settings: Settings) -> list[Problem]:
@@ -55,14 +66,16 @@ def static_problems(spec: api.RSGSpec, namespace: str, settings: Settings) -> li
     return problems
 
 
-async def _lookup_problems(kube: Kube, target: api.Target, namespace: str) -> list[Problem]:
+async def _lookup(
+    kube: Kube, target: api.Target, namespace: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     target_namespace = target.namespace_or(namespace)
     try:
         found = await kube.get(target.api_version, target.kind, target_namespace, target.name)
     except UnknownKind as error:
-        return [Problem(Reason.UNKNOWN_KIND, f"{target.describe()}: {error}")]
+        return None, [Problem(Reason.UNKNOWN_KIND, f"{target.describe()}: {error}")]
     if found is None:
-        return [
+        return None, [
             Problem(
                 Reason.TARGET_NOT_FOUND,
                 f"{target.kind} {target_namespace}/{target.name} ({target.api_version}) "
@@ -70,7 +83,7 @@ async def _lookup_problems(kube: Kube, target: api.Target, namespace: str) -> li
             )
         ]
     present = kinds.role_names(found)
-    return [
+    return found, [
         Problem(
             Reason.ROLE_NOT_FOUND,
             f"{target.describe()} has no role {role!r}",

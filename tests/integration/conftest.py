@@ -124,6 +124,13 @@ def crd(kubectl: Kubectl) -> str:
     return CRD_NAME
 
 
+@pytest.fixture(scope="session")
+def ai(kubectl: Kubectl, crd: str) -> str:
+    """Namespace `ai`, where the seed examples' targets live."""
+    kubectl.run("create", "namespace", "ai")
+    return "ai"
+
+
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"

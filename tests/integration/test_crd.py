@@ -14,12 +14,6 @@ from tests.specs import INVALID, Invalid, group_spec, rsg
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-@pytest.fixture(scope="module")
-def ai(kubectl: Kubectl, crd: str) -> str:
-    kubectl.run("create", "namespace", "ai")
-    return "ai"
-
-
 @pytest.mark.parametrize("example", ["group-replication.yaml", "inplace-scaling.yaml"])
 def test_seed_example_is_accepted_verbatim(kubectl: Kubectl, ai: str, example: str) -> None:
     kubectl.run("apply", "-n", ai, "-f", str(EXAMPLES / example))

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Kubectl, Operator
+from tests.integration.workloads import writers
 from tests.specs import group_spec, inplace_spec, rsg
 
 
@@ -38,11 +39,6 @@ def deployment(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
     found = kubectl.get("deployment", name, namespace)
     assert found is not None
     return found
-
-
-def writers(obj: dict[str, Any]) -> set[str]:
-    """Every field manager that ever wrote the object (the apiserver records them)."""
-    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
 
 
 def warning_events(kubectl: Kubectl, namespace: str, reason: str) -> list[str]:
@@ -159,7 +155,7 @@ def test_unchanged_rsg_is_not_written_again(
     wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
     before = kubectl.get("rsg", "units", namespace)
     assert before is not None
-    marker = f"[{namespace}/units] Timer 'reconcile' succeeded"
+    marker = f"[{namespace}/units] reconciled: 1 problem(s), status unchanged"
     seen = operator.log_text().count(marker)
     operator.wait_for(
         lambda: operator.log_text().count(marker) >= seen + 3, what="three more resync reconciles"

@@ -1,0 +1,98 @@
+"""One reconcile of one RSG: resolve, dispatch by strategy, write status and events.
+
+Called by the RSG's daemon (handlers.py). Truth is read from the cluster each time;
+nothing is carried over between reconciles but what the status says.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from rsg_operator import api, graph, status
+from rsg_operator.kube import Kube
+from rsg_operator.reconcilers import inplace, targets
+from rsg_operator.settings import Settings
+
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+def claim_of(body: kopf.Body) -> graph.Claim | None:
+    """The Source->Target edges of an InplaceScaling RSG with a valid spec, else None."""
+    try:
+        spec = api.parse_spec(body.spec)
+    except api.SpecError:
+        return None
+    if not isinstance(spec.strategy, api.InplaceScaling):
+        return None
+    namespace, name = body.metadata.namespace, body.metadata.name
+    assert namespace is not None and name is not None
+    created = str(body.metadata.get("creationTimestamp") or "")
+    return inplace.claim(spec, spec.strategy, (namespace, name), created)
+
+
+def watched_members(spec: api.RSGSpec | None, namespace: str) -> list[api.Member]:
+    """Every object whose change should wake this RSG."""
+    if spec is None:
+        return []
+    return [
+        api.Member(t.api_version, t.kind, t.namespace_or(namespace), t.name) for t in spec.targets
+    ]
+
+
+async def reconcile(
+    kube: Kube, body: kopf.Body, settings: Settings, claims: list[graph.Claim], logger: Logger
+) -> list[api.Member]:
+    """Reconcile the RSG in `body`; return the members to watch."""
+    namespace, name = body.metadata.namespace, body.metadata.name
+    assert namespace is not None and name is not None
+    resolution = await targets.check(kube, body.spec, namespace, settings)
+    spec, problems = resolution.spec, resolution.problems
+    result = inplace.Result(problems=problems)
+    if spec is not None and not problems and isinstance(spec.strategy, api.InplaceScaling):
+        mine = claim_of(body)
+        assert mine is not None
+        result = await inplace.reconcile(
+            kube, spec, spec.strategy, resolution.objects, mine, claims
+        )
+    for message in result.scaled:
+        logger.info("scaled %s", message)
+        kopf.info(body, reason="Scaled", message=message)
+    written = await write_status(kube, body, result.problems, result.fields, result.healthy)
+    logger.debug(
+        "reconciled: %d problem(s), status %s",
+        len(result.problems),
+        "patched" if written else "unchanged",
+    )
+    return watched_members(spec, namespace)
+
+
+async def write_status(
+    kube: Kube,
+    body: kopf.Body,
+    problems: list[status.Problem],
+    fields: dict[str, Any],
+    healthy: status.Healthy,
+) -> bool:
+    """Patch the status fields that changed (none: no write); warn on a new problem.
+
+    Returns whether the status was written."""
+    outcome = status.outcome(
+        dict(body.status),
+        int(body.metadata.get("generation") or 0),
+        problems,
+        status.now_rfc3339(),
+        {key: value for key, value in fields.items() if value is not None},
+        healthy,
+    )
+    if outcome.patch:
+        path = (
+            f"/apis/{api.API_VERSION}/namespaces/{body.metadata.namespace}/"
+            f"{api.PLURAL}/{body.metadata.name}/status"
+        )
+        await kube.merge_patch(path, {"status": outcome.patch})
+    if outcome.warning is not None:
+        kopf.warn(body, reason=str(outcome.warning.reason), message=outcome.warning.message)
+    return bool(outcome.patch)

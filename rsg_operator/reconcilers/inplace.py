@@ -1,0 +1,109 @@
+"""InplaceScaling: keep every Target at ceil(Source replicas x ratio).
+
+Reads the Source, computes each Target (ratios.py), writes only the Targets that differ
+(through their adapter) and returns the status to report. Cross-RSG rules (graph.py)
+are checked first; a problem means no write at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rsg_operator import api, graph
+from rsg_operator.adapters import NotScalable, Scaler, scaler_for
+from rsg_operator.kube import Kube
+from rsg_operator.ratios import target_replicas
+from rsg_operator.status import DEFAULT_HEALTHY, Healthy, Problem, Reason
+
+
+@dataclass
+class Result:
+    fields: dict[str, Any] = field(default_factory=dict)  # status fields observed
+    problems: list[Problem] = field(default_factory=list)
+    scaled: list[str] = field(default_factory=list)  # one message per Target written
+    healthy: Healthy = DEFAULT_HEALTHY
+
+
+def claim(
+    spec: api.RSGSpec, strategy: api.InplaceScaling, rsg: graph.RsgKey, created: str
+) -> graph.Claim:
+    """The Source->Target edges this RSG declares."""
+    return graph.Claim(
+        rsg=rsg,
+        created=created,
+        source=spec.member(strategy.source, rsg[0]),
+        targets=tuple(spec.member(b, rsg[0]) for b in strategy.targets),
+    )
+
+
+async def reconcile(
+    kube: Kube,
+    spec: api.RSGSpec,
+    strategy: api.InplaceScaling,
+    objects: dict[str, dict[str, Any]],
+    mine: graph.Claim,
+    claims: list[graph.Claim],
+) -> Result:
+    problems = graph.problems(mine, claims)
+    if problems:
+        return Result(problems=problems)
+    namespace = mine.rsg[0]
+    try:
+        scalers = [
+            await scaler_for(kube, spec.member(b, namespace), objects[b.target_id])
+            for b in strategy.bindings
+        ]
+    except NotScalable as error:
+        return Result(problems=[Problem(Reason.NOT_SCALABLE, str(error))])
+    by_name = dict(zip((b.name for b in strategy.bindings), scalers, strict=True))
+    source_binding = strategy.source
+    source = await by_name[source_binding.name].read()
+    result = Result()
+    bindings = [
+        {"name": source_binding.name, "role": "Source", "desired": source, "current": source}
+    ]
+    for binding in strategy.targets:
+        assert binding.ratio is not None
+        desired = target_replicas(source, binding.ratio)
+        await _converge(by_name[binding.name], binding, source, desired, result)
+        bindings.append(
+            {
+                "name": binding.name,
+                "role": "Target",
+                "ratio": str(binding.ratio),
+                "desired": desired,
+                "current": desired,
+            }
+        )
+    result.fields = {
+        "currentReplicas": source,
+        "readyReplicas": _ready(objects[source_binding.target_id], source_binding),
+        "bindings": bindings,
+    }
+    result.healthy = Healthy(
+        "InSync",
+        f"{len(strategy.targets)} target(s) follow {source_binding.name} at {source} replicas",
+    )
+    return result
+
+
+async def _converge(
+    scaler: Scaler, binding: api.Binding, source: int, desired: int, result: Result
+) -> None:
+    current = await scaler.read()
+    if current == desired:
+        return
+    await scaler.write(desired)
+    result.scaled.append(
+        f"{binding.name} ({scaler.member.describe()}): {current} -> {desired} "
+        f"= ceil({source} x {binding.ratio})"
+    )
+
+
+def _ready(obj: dict[str, Any], source: api.Binding) -> int | None:
+    """Ready replicas of a whole-object Source (Deployment/StatefulSet status)."""
+    if source.role_name is not None:
+        return None
+    ready = (obj.get("status") or {}).get("readyReplicas")
+    return int(ready) if ready is not None else 0

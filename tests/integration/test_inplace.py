@@ -1,0 +1,311 @@
+"""InplaceScaling on the real control plane: Targets follow their Source (SPEC §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Kubectl, Operator
+from tests.integration.workloads import (
+    RBG_CRD,
+    WIDGET_CRD,
+    deployment,
+    install_crd,
+    kopf_annotations,
+    replicas,
+    role_replicas,
+    rolebasedgroup,
+    statefulset,
+    widget,
+    writers,
+)
+from tests.specs import rsg
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def target(name: str, kind: str = "Deployment", api_version: str = "apps/v1") -> dict[str, Any]:
+    return {"name": name, "apiVersion": api_version, "kind": kind}
+
+
+def inplace(targets: list[dict[str, Any]], source: str, **ratios: Any) -> dict[str, Any]:
+    bindings = [{"name": source, "role": "Source"}]
+    bindings += [{"name": n, "role": "Target", "ratio": r} for n, r in ratios.items()]
+    return {
+        "targetResources": targets,
+        "scalingStrategy": {"type": "InplaceScaling", "inplaceConfig": {"bindings": bindings}},
+    }
+
+
+def wait_replicas(
+    operator: Operator, kubectl: Kubectl, kind: str, name: str, namespace: str, expected: int
+) -> None:
+    operator.wait_for(
+        lambda: replicas(kubectl, kind, name, namespace) == expected,
+        what=f"{kind} {name} at {expected} replicas",
+    )
+
+
+def condition(kubectl: Kubectl, name: str, namespace: str, type_: str) -> dict[str, Any]:
+    found = kubectl.get("rsg", name, namespace) or {}
+    conditions = (found.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
+def assert_untouched_by_kopf(kubectl: Kubectl, kind: str, names: list[str], ns: str) -> None:
+    for name in names:
+        found = kubectl.get(kind, name, ns)
+        assert found is not None
+        assert kopf_annotations(found) == [], f"{kind} {name} got kopf annotations"
+        assert not (found["metadata"].get("finalizers") or [])
+
+
+def test_seed_example_drives_rolebasedgroup_roles(
+    operator: Operator, kubectl: Kubectl, ai: str
+) -> None:
+    install_crd(kubectl, RBG_CRD)
+    kubectl.apply(deployment("router", 3), ai)
+    kubectl.apply(rolebasedgroup("rolebasedgroup1", {"prefill": 1, "Decode": 1}), ai)
+    kubectl.run("apply", "-n", ai, "-f", str(EXAMPLES / "inplace-scaling.yaml"))
+
+    operator.wait_for(
+        lambda: role_replicas(kubectl, "rolebasedgroup1", ai) == {"prefill": 3, "Decode": 6},
+        what="roles prefill=3 Decode=6",
+    )
+    kubectl.run("scale", "deployment/router", "--replicas=5", "-n", ai)
+    operator.wait_for(
+        lambda: role_replicas(kubectl, "rolebasedgroup1", ai) == {"prefill": 5, "Decode": 10},
+        what="roles prefill=5 Decode=10",
+    )
+    status = (kubectl.get("rsg", "pd-pool", ai) or {})["status"]
+    assert status["currentReplicas"] == 5
+    assert [(b["name"], b["desired"]) for b in status["bindings"]] == [
+        ("router", 5),
+        ("prefill", 5),
+        ("decode", 10),
+    ]
+    assert condition(kubectl, "pd-pool", ai, "Ready")["status"] == "True"
+    assert_untouched_by_kopf(kubectl, "deployment", ["router"], ai)
+    assert_untouched_by_kopf(kubectl, "rolebasedgroups.workloads.x-k8s.io", ["rolebasedgroup1"], ai)
+
+
+def test_role_patch_keeps_a_concurrent_change_of_another_role(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    install_crd(kubectl, RBG_CRD)
+    kubectl.apply(deployment("router", 2), namespace)
+    kubectl.apply(rolebasedgroup("pool", {"prefill": 0, "other": 7}), namespace)
+    spec = inplace(
+        [
+            target("router"),
+            {
+                **target("pool", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha1"),
+                "subResources": [{"roleName": "prefill"}],
+            },
+        ],
+        "router",
+        prefill=1,
+    )
+    kubectl.apply(rsg("pool", spec), namespace)
+    operator.wait_for(
+        lambda: role_replicas(kubectl, "pool", namespace) == {"prefill": 2, "other": 7},
+        what="prefill follows router",
+    )
+    kubectl.run(
+        "patch",
+        "rolebasedgroups.workloads.x-k8s.io/pool",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/roles/1/replicas","value":9}]',
+    )
+    kubectl.run("scale", "deployment/router", "--replicas=4", "-n", namespace)
+    operator.wait_for(
+        lambda: role_replicas(kubectl, "pool", namespace) == {"prefill": 4, "other": 9},
+        what="prefill=4 with other=9 kept",
+    )
+
+
+def test_deployment_source_drives_deployment_and_statefulset_targets(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("router", 4), namespace)
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(statefulset("decode", 1), namespace)
+    kubectl.apply(deployment("cache", 1), namespace)
+    spec = inplace(
+        [target("router"), target("prefill"), target("decode", "StatefulSet"), target("cache")],
+        "router",
+        prefill=1,
+        decode="0.5",
+        cache=2.5,
+    )
+    kubectl.apply(rsg("pool", spec), namespace)
+    wait_replicas(operator, kubectl, "deployment", "prefill", namespace, 4)
+    wait_replicas(operator, kubectl, "statefulset", "decode", namespace, 2)
+    wait_replicas(operator, kubectl, "deployment", "cache", namespace, 10)
+
+    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
+    wait_replicas(operator, kubectl, "deployment", "prefill", namespace, 3)
+    wait_replicas(operator, kubectl, "statefulset", "decode", namespace, 2)  # ceil(1.5)
+    wait_replicas(operator, kubectl, "deployment", "cache", namespace, 8)  # ceil(7.5)
+
+    # Drift: a direct change of a Target is set back.
+    kubectl.run("scale", "statefulset/decode", "--replicas=7", "-n", namespace)
+    wait_replicas(operator, kubectl, "statefulset", "decode", namespace, 2)
+
+    scaled = kubectl.run(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "reason=Scaled",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout
+    assert "decode (StatefulSet" in scaled and "7 -> 2" in scaled
+    assert_untouched_by_kopf(kubectl, "deployment", ["router", "prefill", "cache"], namespace)
+    assert_untouched_by_kopf(kubectl, "statefulset", ["decode"], namespace)
+
+
+def test_scalable_custom_kind_is_a_target(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    install_crd(kubectl, WIDGET_CRD)
+    kubectl.apply(deployment("router", 3), namespace)
+    kubectl.apply(widget("lws", 1), namespace)
+    spec = inplace([target("router"), target("lws", "Widget", "test.rsg.io/v1")], "router", lws=2)
+    kubectl.apply(rsg("pool", spec), namespace)
+    wait_replicas(operator, kubectl, "widgets.test.rsg.io", "lws", namespace, 6)
+
+
+def test_deleting_the_rsg_retains_every_target_at_its_scale(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("router", 2), namespace)
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(
+        rsg("pool", inplace([target("router"), target("prefill")], "router", prefill=3)), namespace
+    )
+    wait_replicas(operator, kubectl, "deployment", "prefill", namespace, 6)
+    kubectl.run("delete", "rsg/pool", "-n", namespace, "--timeout=30s")
+
+    prefill = kubectl.get("deployment", "prefill", namespace)
+    assert prefill is not None and prefill["spec"]["replicas"] == 6
+    kubectl.run("scale", "deployment/router", "--replicas=5", "-n", namespace)
+    # No RSG drives it any more: it keeps 6. Waiting for the ReplicaSet of router to follow
+    # gives the (deleted) operator side every chance to act wrongly first.
+    operator.wait_for(
+        lambda: (
+            (kubectl.get("deployment", "router", namespace) or {}).get("status", {}).get("replicas")
+            == 5
+        ),
+        what="router's ReplicaSet at 5",
+    )
+    assert replicas(kubectl, "deployment", "prefill", namespace) == 6
+    assert_untouched_by_kopf(kubectl, "deployment", ["router", "prefill"], namespace)
+
+
+def degraded(
+    operator: Operator, kubectl: Kubectl, name: str, namespace: str, reason: str
+) -> dict[str, Any]:
+    return operator.wait_for(
+        lambda: (
+            (c := condition(kubectl, name, namespace, "Degraded")).get("reason") == reason
+            and c.get("status") == "True"
+            and c
+        ),
+        what=f"Degraded {reason} on {name}",
+    )
+
+
+def warned(kubectl: Kubectl, namespace: str, reason: str) -> str:
+    return kubectl.run(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"type=Warning,reason={reason}",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout
+
+
+@pytest.mark.parametrize(
+    "missing, reason, named",
+    [
+        ("router", "TargetNotFound", "Deployment {ns}/router"),
+        ("prefill", "TargetNotFound", "Deployment {ns}/prefill"),
+        ("kind", "UnknownKind", "Gadget"),
+    ],
+    ids=["missing-source", "missing-target", "unknown-kind"],
+)
+def test_broken_reference_degrades_and_writes_nothing(
+    operator: Operator, kubectl: Kubectl, namespace: str, missing: str, reason: str, named: str
+) -> None:
+    present = [n for n in ("router", "prefill", "decode") if n != missing]
+    for name in present:
+        kubectl.apply(deployment(name, 2), namespace)
+    targets = [target("router"), target("prefill"), target("decode")]
+    if missing == "kind":
+        targets[2] = target("decode", "Gadget", "example.com/v1")
+    kubectl.apply(rsg("pool", inplace(targets, "router", prefill=3, decode=1)), namespace)
+
+    found = degraded(operator, kubectl, "pool", namespace, reason)
+    assert named.format(ns=namespace) in found["message"]
+    operator.wait_for(lambda: warned(kubectl, namespace, reason), what=f"a {reason} event")
+    for name in present:
+        obj = kubectl.get("deployment", name, namespace)
+        assert obj is not None and obj["spec"]["replicas"] == 2
+        assert "rsg-operator" not in writers(obj)
+
+
+def test_target_of_two_rsgs_stops_the_younger_one(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    for name in ("router", "gateway", "prefill"):
+        kubectl.apply(deployment(name, 2), namespace)
+    kubectl.apply(
+        rsg("first", inplace([target("router"), target("prefill")], "router", prefill=1)), namespace
+    )
+    operator.wait_for(
+        lambda: condition(kubectl, "first", namespace, "Ready").get("status") == "True",
+        what="first Ready",
+    )
+    kubectl.apply(
+        rsg("second", inplace([target("gateway"), target("prefill")], "gateway", prefill=3)),
+        namespace,
+    )
+    found = degraded(operator, kubectl, "second", namespace, "TargetConflict")
+    assert f"{namespace}/first" in found["message"]
+    kubectl.run("scale", "deployment/router", "--replicas=4", "-n", namespace)
+    wait_replicas(operator, kubectl, "deployment", "prefill", namespace, 4)
+    assert condition(kubectl, "first", namespace, "Degraded").get("status") == "False"
+
+
+def test_cycle_across_rsgs_degrades_and_writes_nothing(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("a", 2), namespace)
+    kubectl.apply(deployment("b", 2), namespace)
+    kubectl.apply(rsg("forward", inplace([target("a"), target("b")], "a", b=1)), namespace)
+    kubectl.apply(rsg("back", inplace([target("b"), target("a")], "b", a=3)), namespace)
+    # Whichever RSG the operator saw first may have scaled before the cycle closed; once
+    # both exist, both stop, and neither scales any more.
+    for name in ("forward", "back"):
+        found = degraded(operator, kubectl, name, namespace, "SourceTargetCycle")
+        assert "Deployment" in found["message"] and " -> " in found["message"]
+    before = {n: replicas(kubectl, "deployment", n, namespace) for n in ("a", "b")}
+    kubectl.run("scale", "deployment/a", "--replicas=5", "-n", namespace)
+    operator.wait_for(
+        lambda: (
+            (kubectl.get("deployment", "a", namespace) or {}).get("status", {}).get("replicas") == 5
+        ),
+        what="a's ReplicaSet at 5",
+    )
+    assert replicas(kubectl, "deployment", "b", namespace) == before["b"]

@@ -1,0 +1,123 @@
+"""Workloads for integration tests: Deployments, StatefulSets and scalable custom kinds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.integration.conftest import Kubectl
+
+ROOT = Path(__file__).parents[2]
+RBG_CRD = ROOT / "examples" / "demo" / "10-rolebasedgroup-crd.yaml"
+
+# A scalable custom kind, as LeaderWorkerSet is: spec.replicas behind a scale subresource.
+WIDGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.test.rsg.io"},
+    "spec": {
+        "group": "test.rsg.io",
+        "scope": "Namespaced",
+        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {
+                    "status": {},
+                    "scale": {
+                        "specReplicasPath": ".spec.replicas",
+                        "statusReplicasPath": ".status.replicas",
+                    },
+                },
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {"replicas": {"type": "integer"}},
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {"replicas": {"type": "integer"}},
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def install_crd(kubectl: Kubectl, manifest: dict[str, Any] | Path) -> None:
+    if isinstance(manifest, Path):
+        manifest = yaml.safe_load(manifest.read_text())
+    assert isinstance(manifest, dict)
+    kubectl.apply(manifest, "default")
+    name = manifest["metadata"]["name"]
+    kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "registry.invalid/x:1"}]},
+            },
+        },
+    }
+
+
+def statefulset(name: str, replicas: int) -> dict[str, Any]:
+    manifest = deployment(name, replicas)
+    manifest["kind"] = "StatefulSet"
+    manifest["spec"]["serviceName"] = name
+    return manifest
+
+
+def widget(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "test.rsg.io/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    }
+
+
+def rolebasedgroup(name: str, roles: dict[str, int]) -> dict[str, Any]:
+    return {
+        "apiVersion": "workloads.x-k8s.io/v1alpha1",
+        "kind": "RoleBasedGroup",
+        "metadata": {"name": name},
+        "spec": {"roles": [{"name": r, "replicas": n} for r, n in roles.items()]},
+    }
+
+
+def replicas(kubectl: Kubectl, kind: str, name: str, namespace: str) -> int | None:
+    found = kubectl.get(kind, name, namespace)
+    return None if found is None else found["spec"].get("replicas")
+
+
+def role_replicas(kubectl: Kubectl, name: str, namespace: str) -> dict[str, int]:
+    found = kubectl.get("rolebasedgroups.workloads.x-k8s.io", name, namespace) or {"spec": {}}
+    return {r["name"]: r.get("replicas") for r in found["spec"].get("roles", [])}
+
+
+def writers(obj: dict[str, Any]) -> set[str]:
+    """Every field manager that ever wrote the object (the apiserver records them)."""
+    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
+
+
+def kopf_annotations(obj: dict[str, Any]) -> list[str]:
+    return [key for key in obj["metadata"].get("annotations") or {} if "kopf" in key]

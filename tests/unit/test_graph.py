@@ -1,0 +1,59 @@
+"""graph: one Source per Target across RSGs, and no Source->Target cycles."""
+
+from __future__ import annotations
+
+from rsg_operator.api import Member
+from rsg_operator.graph import Claim, problems
+from rsg_operator.status import Reason
+
+
+def deploy(name: str) -> Member:
+    return Member("apps/v1", "Deployment", "ai", name)
+
+
+def claim(rsg: str, created: str, source: str, *targets: str) -> Claim:
+    return Claim(("ai", rsg), created, deploy(source), tuple(deploy(t) for t in targets))
+
+
+def reasons(mine: Claim, *others: Claim) -> list[Reason]:
+    return [p.reason for p in problems(mine, [mine, *others])]
+
+
+def test_independent_rsgs_have_no_problem() -> None:
+    assert reasons(claim("a", "1", "router", "prefill"), claim("b", "2", "x", "y")) == []
+
+
+def test_chained_rsgs_are_a_dag() -> None:
+    assert reasons(claim("a", "1", "router", "prefill"), claim("b", "2", "prefill", "decode")) == []
+
+
+def test_the_younger_rsg_loses_a_contested_target() -> None:
+    older, younger = claim("a", "1", "router", "prefill"), claim("b", "2", "gateway", "prefill")
+    assert reasons(older, younger) == []
+    found = problems(younger, [older, younger])
+    assert [p.reason for p in found] == [Reason.TARGET_CONFLICT]
+    assert "Deployment ai/prefill" in found[0].message and "ai/a" in found[0].message
+
+
+def test_same_object_in_another_api_version_is_the_same_target() -> None:
+    older = Claim(("ai", "a"), "1", deploy("r"), (Member("apps/v1beta1", "Deployment", "ai", "p"),))
+    assert reasons(claim("b", "2", "x", "p"), older) == [Reason.TARGET_CONFLICT]
+
+
+def test_roles_of_one_object_are_distinct_members() -> None:
+    rbg = [Member("workloads.x-k8s.io/v1alpha1", "RoleBasedGroup", "ai", "g", r) for r in "ab"]
+    a = Claim(("ai", "a"), "1", deploy("r"), (rbg[0],))
+    b = Claim(("ai", "b"), "2", deploy("s"), (rbg[1],))
+    assert reasons(b, a) == []
+
+
+def test_a_cycle_across_rsgs_stops_every_rsg_on_it() -> None:
+    a = claim("a", "1", "router", "prefill")
+    b = claim("b", "2", "prefill", "decode")
+    c = claim("c", "3", "decode", "router")
+    for mine in (a, b, c):
+        found = problems(mine, [a, b, c])
+        assert [p.reason for p in found] == [Reason.SOURCE_TARGET_CYCLE]
+    assert "router -> Deployment ai/prefill -> Deployment ai/decode -> Deployment ai/router" in (
+        problems(a, [a, b, c])[0].message
+    )
