@@ -9,32 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
-class KindInfo:
-    api_version: str
-    kind: str
-
-
-# SPEC §5: the kinds GroupReplication may clone by default.
-CLONEABLE_KINDS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("apps", "Deployment"),
-        ("apps", "StatefulSet"),
-        ("", "Service"),
-        ("", "ConfigMap"),
-        ("workloads.x-k8s.io", "RoleBasedGroup"),
-        ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"),
-    }
-)
-
-
 def api_group(api_version: str) -> str:
     """'apps/v1' -> 'apps'; 'v1' -> '' (the core group)."""
     return api_version.rpartition("/")[0]
 
 
 def is_cloneable(api_version: str, kind: str) -> bool:
-    return (api_group(api_version), kind) in CLONEABLE_KINDS
+    """SPEC §5: GroupReplication clones only the kinds with a declared layout."""
+    return (api_group(api_version), kind) in LAYOUTS
 
 
 def role_names(obj: dict[str, object]) -> set[str]:
@@ -44,3 +26,60 @@ def role_names(obj: dict[str, object]) -> set[str]:
     if not isinstance(roles, list):
         return set()
     return {str(r["name"]) for r in roles if isinstance(r, dict) and "name" in r}
+
+
+# Where a kind keeps its pod templates and its pod selector, as paths of keys ("*" walks
+# every item of a list). A clone's group labels go on each template and into the selector
+# so that clones never share pods; Services get the group label in spec.selector.
+@dataclass(frozen=True)
+class Layout:
+    templates: tuple[tuple[str, ...], ...] = ()
+    selector: tuple[str, ...] | None = None
+    # JSON pointers of replica counts, for taking a seed member to 0 and back.
+    replicas: tuple[str, ...] = ()
+
+
+LAYOUTS: dict[tuple[str, str], Layout] = {
+    ("apps", "Deployment"): Layout(
+        templates=(("spec", "template"),),
+        selector=("spec", "selector", "matchLabels"),
+        replicas=("/spec/replicas",),
+    ),
+    ("apps", "StatefulSet"): Layout(
+        templates=(("spec", "template"),),
+        selector=("spec", "selector", "matchLabels"),
+        replicas=("/spec/replicas",),
+    ),
+    ("", "Service"): Layout(selector=("spec", "selector")),
+    ("", "ConfigMap"): Layout(),
+    ("workloads.x-k8s.io", "RoleBasedGroup"): Layout(
+        templates=(("spec", "roles", "*", "template"),),
+        replicas=("/spec/roles/*/replicas",),
+    ),
+    ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): Layout(
+        templates=(
+            ("spec", "leaderWorkerTemplate", "leaderTemplate"),
+            ("spec", "leaderWorkerTemplate", "workerTemplate"),
+        ),
+        replicas=("/spec/replicas",),
+    ),
+}
+
+
+class NotCloneable(ValueError):
+    """GroupReplication cannot clone this kind."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        allowed = ", ".join(sorted(k for _, k in LAYOUTS))
+        super().__init__(
+            f"GroupReplication cannot clone kind {kind} ({api_version}); "
+            f"cloneable kinds are {allowed}"
+        )
+
+
+def layout(api_version: str, kind: str) -> Layout:
+    """The layout of a cloneable kind; NotCloneable for any other."""
+    try:
+        return LAYOUTS[(api_group(api_version), kind)]
+    except KeyError:
+        raise NotCloneable(api_version, kind) from None

@@ -55,14 +55,8 @@ def static_problems(spec: api.RSGSpec, namespace: str, settings: Settings) -> li
         if isinstance(spec.strategy, api.GroupReplication) and not kinds.is_cloneable(
             target.api_version, target.kind
         ):
-            problems.append(
-                Problem(
-                    Reason.KIND_NOT_CLONEABLE,
-                    f"{target.describe()}: GroupReplication cannot clone kind {target.kind} "
-                    f"({target.api_version}); cloneable kinds are "
-                    + ", ".join(sorted(kind for _, kind in kinds.CLONEABLE_KINDS)),
-                )
-            )
+            message = str(kinds.NotCloneable(target.api_version, target.kind))
+            problems.append(Problem(Reason.KIND_NOT_CLONEABLE, f"{target.name}: {message}"))
     return problems
 
 

@@ -1,0 +1,158 @@
+"""Template object -> clone object for group i (SPEC §3). Pure.
+
+A clone is the seed member as the user wrote it, minus everything the server sets,
+renamed `<prefix>-<ii>-<name>`, carrying the group labels on itself, on every pod
+template and in its selector (so clones never share pods), and owned by the RSG (so
+deleting the RSG garbage-collects it).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rsg_operator import kinds, labels
+
+SERVER_SET_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "ownerReferences",
+    "finalizers",
+    "generateName",
+)
+# Annotations that describe the template object's own history, not its desired state.
+OWN_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    labels.SEED_REPLICAS,
+)
+# Service fields the apiserver allocates per object.
+SERVICE_ALLOCATED = ("clusterIP", "clusterIPs", "healthCheckNodePort")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The RSG that owns every clone."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def clone(template: dict[str, Any], owner: Owner, prefix: str, index: int) -> dict[str, Any]:
+    """The clone of `template` (a seed member as read from the API) for group `index`."""
+    api_version, kind = template["apiVersion"], template["kind"]
+    layout = kinds.layout(api_version, kind)
+    group = labels.group_labels(owner.name, prefix, index)
+    obj = copy.deepcopy(template)
+    obj.pop("status", None)
+    _restore_seed_replicas(obj, template)
+    meta = obj["metadata"]
+    for key in SERVER_SET_METADATA:
+        meta.pop(key, None)
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if k not in OWN_ANNOTATIONS and "kopf.zalando.org" not in k
+    }
+    meta["annotations"] = annotations
+    if not annotations:
+        meta.pop("annotations")
+    meta["name"] = labels.clone_name(prefix, index, meta["name"])
+    meta["labels"] = {**(meta.get("labels") or {}), **group}
+    meta["ownerReferences"] = [owner.reference()]
+    for path in layout.templates:
+        for pod_template in _walk(obj, path):
+            template_meta = pod_template.setdefault("metadata", {})
+            template_meta["labels"] = {**(template_meta.get("labels") or {}), **group}
+    if layout.selector is not None:
+        selector = _ensure(obj, layout.selector)
+        # A Service selects its group's pods by group id; workload selectors take all three.
+        selector.update({labels.GROUP_ID: group[labels.GROUP_ID]} if kind == "Service" else group)
+    if kind == "Service":
+        spec = obj.get("spec") or {}
+        headless = spec.get("clusterIP") == "None"
+        for key in SERVICE_ALLOCATED:
+            spec.pop(key, None)
+        if headless:
+            spec["clusterIP"] = "None"
+        for port in spec.get("ports") or []:
+            port.pop("nodePort", None)
+    return obj
+
+
+def replica_counts(obj: dict[str, Any]) -> dict[str, int]:
+    """The member's replica counts by JSON pointer (list wildcards expanded)."""
+    layout = kinds.layout(obj["apiVersion"], obj["kind"])
+    counts = {}
+    for pointer in layout.replicas:
+        for concrete, value in _pointers(obj, pointer.strip("/").split("/")):
+            counts[concrete] = int(value if value is not None else 1)
+    return counts
+
+
+def _restore_seed_replicas(obj: dict[str, Any], template: dict[str, Any]) -> None:
+    """A seed member taken to 0 keeps its counts in an annotation; clones get those."""
+    recorded = (template["metadata"].get("annotations") or {}).get(labels.SEED_REPLICAS)
+    if not recorded:
+        return
+    for pointer, value in json.loads(recorded).items():
+        *parents, last = pointer.strip("/").split("/")
+        node: Any = obj
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[last] = value
+
+
+def _walk(node: Any, path: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not path:
+        return [node] if isinstance(node, dict) else []
+    head, rest = path[0], path[1:]
+    if head == "*":
+        return [found for item in (node or []) for found in _walk(item, rest)]
+    if not isinstance(node, dict) or head not in node:
+        return []
+    return _walk(node[head], rest)
+
+
+def _ensure(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    node = obj
+    for key in path:
+        node = node.setdefault(key, {})
+    return node
+
+
+def _pointers(node: Any, parts: list[str], prefix: str = "") -> list[tuple[str, Any]]:
+    if not parts:
+        return [(prefix, node)]
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        return [
+            found
+            for i, item in enumerate(node or [])
+            for found in _pointers(item, rest, f"{prefix}/{i}")
+        ]
+    if not isinstance(node, dict):
+        return []
+    if not rest:
+        return [(f"{prefix}/{head}", node.get(head))]
+    return _pointers(node.get(head), rest, f"{prefix}/{head}")

@@ -1,0 +1,35 @@
+"""The labels and annotations RSG puts on objects, and group ids. One place builds them."""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "resourcescalinggroup.com"
+NAME = f"{PREFIX}/name"
+GROUP_ID = f"{PREFIX}/group-id"
+GROUP_INDEX = f"{PREFIX}/group-index"
+# On a seed member taken to 0 with its group: the replica counts to restore (JSON).
+SEED_REPLICAS = f"{PREFIX}/seed-replicas"
+
+SEED_INDEX = 1
+
+
+def group_id(prefix: str, index: int) -> str:
+    """Group ids are zero-padded to two digits: -01, -02, -10, -100."""
+    return f"{prefix}-{index:02d}"
+
+
+def group_index(prefix: str, group: str) -> int | None:
+    """The index of a group id of this prefix, or None if it is not one."""
+    match = re.fullmatch(re.escape(prefix) + r"-(\d{2,})", group)
+    if match is None or (len(match[1]) > 2 and match[1].startswith("0")):
+        return None
+    return int(match[1])
+
+
+def clone_name(prefix: str, index: int, name: str) -> str:
+    return f"{group_id(prefix, index)}-{name}"
+
+
+def group_labels(rsg: str, prefix: str, index: int) -> dict[str, str]:
+    return {NAME: rsg, GROUP_ID: group_id(prefix, index), GROUP_INDEX: str(index)}

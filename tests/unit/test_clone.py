@@ -1,0 +1,154 @@
+"""clone: a template object becomes group i's clone, with nothing the server set."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from rsg_operator import kinds
+from rsg_operator.clone import Owner, clone, replica_counts
+
+OWNER = Owner("resourcescalinggroup.com/v1", "ResourceScalingGroup", "pd", "uid-1")
+GROUP = {
+    "resourcescalinggroup.com/name": "pd",
+    "resourcescalinggroup.com/group-id": "unit-03",
+    "resourcescalinggroup.com/group-index": "3",
+}
+
+
+def deployment() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "prefill",
+            "namespace": "ai",
+            "uid": "u",
+            "resourceVersion": "9",
+            "generation": 4,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "managedFields": [{"manager": "kubectl"}],
+            "labels": {"app": "prefill"},
+            "annotations": {
+                "deployment.kubernetes.io/revision": "2",
+                "team": "ml",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            },
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "prefill"}},
+            "template": {
+                "metadata": {"labels": {"app": "prefill"}},
+                "spec": {"containers": [{"name": "c", "image": "vllm:1"}]},
+            },
+        },
+        "status": {"replicas": 2},
+    }
+
+
+def test_deployment_clone_is_renamed_labelled_owned_and_clean() -> None:
+    template = deployment()
+    original = copy.deepcopy(template)
+    obj = clone(template, OWNER, "unit", 3)
+    assert template == original  # the template is not modified
+    assert obj["metadata"] == {
+        "name": "unit-03-prefill",
+        "namespace": "ai",
+        "labels": {"app": "prefill", **GROUP},
+        "annotations": {"team": "ml"},
+        "ownerReferences": [
+            {
+                "apiVersion": OWNER.api_version,
+                "kind": OWNER.kind,
+                "name": "pd",
+                "uid": "uid-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+    assert "status" not in obj
+    assert obj["spec"]["selector"]["matchLabels"] == {"app": "prefill", **GROUP}
+    assert obj["spec"]["template"]["metadata"]["labels"] == {"app": "prefill", **GROUP}
+    assert obj["spec"]["template"]["spec"] == template["spec"]["template"]["spec"]
+    assert obj["spec"]["replicas"] == 2
+
+
+def test_service_clone_selects_its_group_and_gets_new_addresses() -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "router", "namespace": "ai"},
+        "spec": {
+            "selector": {"app": "router"},
+            "clusterIP": "10.0.0.7",
+            "clusterIPs": ["10.0.0.7"],
+            "type": "NodePort",
+            "ports": [{"port": 80, "nodePort": 30080}],
+        },
+    }
+    obj = clone(service, OWNER, "unit", 3)
+    assert obj["spec"]["selector"] == {
+        "app": "router",
+        "resourcescalinggroup.com/group-id": "unit-03",
+    }
+    assert "clusterIP" not in obj["spec"] and "clusterIPs" not in obj["spec"]
+    assert obj["spec"]["ports"] == [{"port": 80}]
+
+
+def test_headless_service_stays_headless() -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "db"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}},
+    }
+    assert clone(service, OWNER, "unit", 2)["spec"]["clusterIP"] == "None"
+
+
+def test_rolebasedgroup_clone_labels_every_role_template() -> None:
+    rbg = {
+        "apiVersion": "workloads.x-k8s.io/v1alpha1",
+        "kind": "RoleBasedGroup",
+        "metadata": {"name": "g"},
+        "spec": {
+            "roles": [
+                {"name": "a", "replicas": 1, "template": {"spec": {}}},
+                {"name": "b", "replicas": 2, "template": {"spec": {}}},
+            ]
+        },
+    }
+    obj = clone(rbg, OWNER, "unit", 3)
+    assert [r["template"]["metadata"]["labels"] for r in obj["spec"]["roles"]] == [GROUP, GROUP]
+
+
+def test_clone_of_a_seed_taken_to_zero_gets_the_recorded_replicas() -> None:
+    seed = deployment()
+    seed["spec"]["replicas"] = 0
+    seed["metadata"]["annotations"]["resourcescalinggroup.com/seed-replicas"] = json.dumps(
+        {"/spec/replicas": 2}
+    )
+    obj = clone(seed, OWNER, "unit", 2)
+    assert obj["spec"]["replicas"] == 2
+    assert "resourcescalinggroup.com/seed-replicas" not in obj["metadata"]["annotations"]
+
+
+def test_replica_counts_by_pointer() -> None:
+    rbg = {
+        "apiVersion": "workloads.x-k8s.io/v1alpha1",
+        "kind": "RoleBasedGroup",
+        "metadata": {"name": "g"},
+        "spec": {"roles": [{"name": "a", "replicas": 3}, {"name": "b"}]},
+    }
+    assert replica_counts(rbg) == {"/spec/roles/0/replicas": 3, "/spec/roles/1/replicas": 1}
+    assert replica_counts(deployment()) == {"/spec/replicas": 2}
+
+
+def test_a_kind_outside_the_allowlist_has_no_layout() -> None:
+    assert not kinds.is_cloneable("batch/v1", "Job")
+    with pytest.raises(kinds.NotCloneable, match="cannot clone kind Job .* Deployment"):
+        clone({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}}, OWNER, "u", 2)

@@ -1,0 +1,96 @@
+"""planner: scale-out fills the lowest free indices; scale-in removes exactly the right groups."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rsg_operator.api import ScaleDownPolicy
+from rsg_operator.planner import Group, Plan, plan, victims
+
+P = "unit"
+
+
+def groups(*pairs: tuple[int, str]) -> dict[int, Group]:
+    return {i: Group(i, created) for i, created in pairs}
+
+
+THREE = groups(
+    (1, "2026-01-01T00:00:00Z"), (2, "2026-01-03T00:00:00Z"), (3, "2026-01-02T00:00:00Z")
+)
+
+
+def test_scale_out_fills_the_lowest_free_indices() -> None:
+    existing = groups((1, "a"), (3, "b"))
+    assert plan(existing, 5, P) == Plan(add=(2, 4, 5))
+
+
+def test_scale_out_brings_the_seed_group_back_first() -> None:
+    assert plan(groups((2, "a")), 2, P) == Plan(add=(1,))
+
+
+def test_scale_in_removes_candidates_first_in_list_order() -> None:
+    assert victims(THREE, 2, P, ScaleDownPolicy.ORDERED, ["unit-01", "unit-02"]) == (1, 2)
+    assert victims(THREE, 1, P, ScaleDownPolicy.ORDERED, ["unit-02"]) == (2,)
+
+
+def test_ordered_removes_the_highest_index_first() -> None:
+    assert victims(THREE, 2, P, ScaleDownPolicy.ORDERED, []) == (3, 2)
+
+
+def test_newest_removes_the_latest_created_first() -> None:
+    assert victims(THREE, 2, P, ScaleDownPolicy.NEWEST, []) == (2, 3)
+
+
+def test_oldest_removes_the_earliest_created_first() -> None:
+    assert victims(THREE, 2, P, ScaleDownPolicy.OLDEST, []) == (1, 3)
+
+
+def test_ties_go_by_index() -> None:
+    same = groups((1, "t"), (2, "t"), (3, "t"))
+    assert victims(same, 1, P, ScaleDownPolicy.NEWEST, []) == (3,)
+    assert victims(same, 1, P, ScaleDownPolicy.OLDEST, []) == (1,)
+
+
+def test_missing_candidates_are_ignored_and_reported() -> None:
+    result = plan(THREE, 2, P, ScaleDownPolicy.ORDERED, ["unit-09", "other-02", "unit-01"])
+    assert result.remove == (1,)
+    assert result.ignored_candidates == ("unit-09", "other-02")
+
+
+def test_candidate_ids_match_the_zero_padded_form_only() -> None:
+    assert victims(THREE, 1, P, ScaleDownPolicy.ORDERED, ["unit-2"]) == (3,)
+
+
+def test_big_indices() -> None:
+    existing = groups(*((i, "t") for i in range(1, 101)))
+    assert victims(existing, 1, P, ScaleDownPolicy.ORDERED, ["unit-100"]) == (100,)
+    assert victims(existing, 1, P, ScaleDownPolicy.ORDERED, ["unit-010"]) == (100,)
+
+
+created = st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"])
+existing_groups = st.dictionaries(st.integers(1, 30), created, max_size=15).map(
+    lambda d: {i: Group(i, c) for i, c in d.items()}
+)
+candidate_ids = st.lists(st.integers(1, 40).map(lambda i: f"{P}-{i:02d}"), unique=True, max_size=6)
+
+
+@given(existing_groups, st.integers(0, 40), st.sampled_from(list(ScaleDownPolicy)), candidate_ids)
+def test_plan_properties(
+    existing: dict[int, Group], desired: int, policy: ScaleDownPolicy, candidates: list[str]
+) -> None:
+    result = plan(existing, desired, P, policy, candidates)
+    again = plan(existing, desired, P, policy, candidates)
+    assert result == again  # deterministic
+    assert not (result.add and result.remove)
+    assert len(existing) + len(result.add) - len(result.remove) == desired  # never more, never less
+    assert set(result.remove) <= set(existing)  # never a non-existing group
+    assert len(set(result.remove)) == len(result.remove)
+    assert not set(result.add) & set(existing)
+    named = [int(c.rsplit("-", 1)[1]) for c in candidates]
+    named_existing = [i for i in named if i in existing]
+    # Candidates always first, in their order.
+    assert list(result.remove[: len(named_existing)]) == named_existing[: len(result.remove)]
+    assert set(result.ignored_candidates) == {
+        c for c, i in zip(candidates, named) if i not in existing
+    }
