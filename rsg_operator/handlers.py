@@ -34,6 +34,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.index(*RSG, registry=registry)(rsg_claims)
     kopf.daemon(*RSG, registry=registry, cancellation_timeout=10.0)(drive)
     kopf.on.update(*RSG, field="spec", registry=registry)(wake)
+    kopf.on.delete(*RSG, registry=registry)(release)
 
 
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
@@ -61,6 +62,10 @@ def rsg_claims(body: kopf.Body, **_: Any) -> dict[graph.RsgKey, graph.Claim] | N
 async def wake(uid: str, memo: kopf.Memo, **_: Any) -> None:
     if (wakeup := memo.wakeups.get(uid)) is not None:
         wakeup.set()
+
+
+async def release(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await driver.release(memo.kube, body)
 
 
 async def drive(

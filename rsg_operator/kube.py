@@ -22,6 +22,21 @@ WATCH_TIMEOUT_SECONDS = 300
 FIELD_MANAGER = [("fieldManager", "rsg-operator")]
 
 
+_writes = 0
+
+
+def _count_write() -> None:
+    """Fault injection for crash tests: RSG_CRASH_AFTER_WRITES=N kills the process (as
+    SIGKILL would) right before its N+1th write. Unset, it costs one comparison."""
+    global _writes
+    limit = os.environ.get("RSG_CRASH_AFTER_WRITES")
+    if limit is None:
+        return
+    if _writes >= int(limit):
+        os._exit(137)
+    _writes += 1
+
+
 class UnknownKind(LookupError):
     """The API server serves no such apiVersion/kind."""
 
@@ -124,6 +139,8 @@ class Kube:
         """One API call; a non-2xx answer raises ApiException. (kubernetes_asyncio's
         dynamic client is not used: its request() returns error Status objects instead of
         raising, and its lazy discovery breaks under concurrent use.)"""
+        if method != "GET":
+            _count_write()
         headers = {"Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -150,6 +167,42 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace matching a label selector (apiVersion/kind set)."""
+        resource = await self.resource(api_version, kind)
+        listing = await self.request(
+            "GET", resource.path(namespace=namespace), query=[("labelSelector", label_selector)]
+        )
+        return [
+            {"apiVersion": api_version, "kind": kind, **item} for item in listing.get("items") or []
+        ]
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create an object; None if one of that name exists already (idempotent retries)."""
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        path = resource.path(namespace=obj["metadata"].get("namespace"))
+        try:
+            return await self.request("POST", path, obj, query=FIELD_MANAGER)
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete an object (dependents collected in the background); gone already is fine."""
+        resource = await self.resource(api_version, kind)
+        try:
+            await self.request(
+                "DELETE",
+                resource.path(name=name, namespace=namespace),
+                {"propagationPolicy": "Background"},
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.request(

@@ -61,24 +61,19 @@ def victims(
     chosen: list[int] = []
     for candidate in candidates:
         index = labels.group_index(prefix, candidate)
-        if index in existing and index not in chosen:
+        if index is not None and index in existing and index not in chosen:
             chosen.append(index)
-    rest = sorted((g for i, g in existing.items() if i not in chosen), key=_policy_order(policy))
+    rest = _in_policy_order((g for i, g in existing.items() if i not in chosen), policy)
     chosen += [g.index for g in rest]
     return tuple(chosen[:count])
 
 
-def _policy_order(policy: ScaleDownPolicy) -> object:
+def _in_policy_order(groups: Iterable[Group], policy: ScaleDownPolicy) -> list[Group]:
     if policy is ScaleDownPolicy.NEWEST:
-        return lambda g: (_desc(g.created), -g.index)
+        return sorted(groups, key=lambda g: (g.created, g.index), reverse=True)
     if policy is ScaleDownPolicy.OLDEST:
-        return lambda g: (g.created, g.index)
-    return lambda g: -g.index
-
-
-def _desc(text: str) -> tuple[int, ...]:
-    """A sort key that orders strings in reverse."""
-    return tuple(-ord(c) for c in text) + (1,)
+        return sorted(groups, key=lambda g: (g.created, g.index))
+    return sorted(groups, key=lambda g: g.index, reverse=True)
 
 
 def _free_indices(existing: Mapping[int, Group], count: int) -> tuple[int, ...]:

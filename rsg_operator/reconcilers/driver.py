@@ -13,7 +13,8 @@ import kopf
 
 from rsg_operator import api, graph, status
 from rsg_operator.kube import Kube
-from rsg_operator.reconcilers import inplace, targets
+from rsg_operator.reconcilers import group_replication, inplace, targets
+from rsg_operator.reconcilers.report import Report
 from rsg_operator.settings import Settings
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -49,17 +50,26 @@ async def reconcile(
     namespace, name = body.metadata.namespace, body.metadata.name
     assert namespace is not None and name is not None
     resolution = await targets.check(kube, body.spec, namespace, settings)
-    spec, problems = resolution.spec, resolution.problems
-    result = inplace.Result(problems=problems)
-    if spec is not None and not problems and isinstance(spec.strategy, api.InplaceScaling):
-        mine = claim_of(body)
-        assert mine is not None
-        result = await inplace.reconcile(
-            kube, spec, spec.strategy, resolution.objects, mine, claims
-        )
-    for message in result.scaled:
-        logger.info("scaled %s", message)
-        kopf.info(body, reason="Scaled", message=message)
+    spec = resolution.spec
+    result = Report(problems=resolution.problems)
+    if spec is not None and not result.problems:
+        if isinstance(spec.strategy, api.InplaceScaling):
+            mine = claim_of(body)
+            assert mine is not None
+            result = await inplace.reconcile(
+                kube, spec, spec.strategy, resolution.objects, mine, claims
+            )
+        else:
+            rsg = group_replication.Rsg(namespace, name, str(body.metadata.uid))
+            result = await group_replication.reconcile(
+                kube, spec, spec.strategy, resolution.objects, rsg
+            )
+    for reason, message in result.events:
+        logger.info("%s: %s", reason, message)
+        kopf.info(body, reason=reason, message=message)
+    for reason, message in result.warnings:
+        logger.warning("%s: %s", reason, message)
+        kopf.warn(body, reason=reason, message=message)
     written = await write_status(kube, body, result.problems, result.fields, result.healthy)
     logger.debug(
         "reconciled: %d problem(s), status %s",
@@ -96,3 +106,15 @@ async def write_status(
     if outcome.warning is not None:
         kopf.warn(body, reason=str(outcome.warning.reason), message=outcome.warning.message)
     return bool(outcome.patch)
+
+
+async def release(kube: Kube, body: kopf.Body) -> None:
+    """On deletion: undo what RSG added to objects it does not own."""
+    try:
+        spec = api.parse_spec(body.spec)
+    except api.SpecError:
+        return
+    namespace = body.metadata.namespace
+    assert namespace is not None
+    if isinstance(spec.strategy, api.GroupReplication):
+        await group_replication.release(kube, spec, namespace)

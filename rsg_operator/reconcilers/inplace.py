@@ -7,22 +7,14 @@ are checked first; a problem means no write at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from rsg_operator import api, graph
 from rsg_operator.adapters import NotScalable, Scaler, scaler_for
 from rsg_operator.kube import Kube
 from rsg_operator.ratios import target_replicas
-from rsg_operator.status import DEFAULT_HEALTHY, Healthy, Problem, Reason
-
-
-@dataclass
-class Result:
-    fields: dict[str, Any] = field(default_factory=dict)  # status fields observed
-    problems: list[Problem] = field(default_factory=list)
-    scaled: list[str] = field(default_factory=list)  # one message per Target written
-    healthy: Healthy = DEFAULT_HEALTHY
+from rsg_operator.reconcilers.report import Report
+from rsg_operator.status import Healthy, Problem, Reason
 
 
 def claim(
@@ -44,10 +36,10 @@ async def reconcile(
     objects: dict[str, dict[str, Any]],
     mine: graph.Claim,
     claims: list[graph.Claim],
-) -> Result:
+) -> Report:
     problems = graph.problems(mine, claims)
     if problems:
-        return Result(problems=problems)
+        return Report(problems=problems)
     namespace = mine.rsg[0]
     try:
         scalers = [
@@ -55,11 +47,11 @@ async def reconcile(
             for b in strategy.bindings
         ]
     except NotScalable as error:
-        return Result(problems=[Problem(Reason.NOT_SCALABLE, str(error))])
+        return Report(problems=[Problem(Reason.NOT_SCALABLE, str(error))])
     by_name = dict(zip((b.name for b in strategy.bindings), scalers, strict=True))
     source_binding = strategy.source
     source = await by_name[source_binding.name].read()
-    result = Result()
+    result = Report()
     bindings = [
         {"name": source_binding.name, "role": "Source", "desired": source, "current": source}
     ]
@@ -89,15 +81,18 @@ async def reconcile(
 
 
 async def _converge(
-    scaler: Scaler, binding: api.Binding, source: int, desired: int, result: Result
+    scaler: Scaler, binding: api.Binding, source: int, desired: int, result: Report
 ) -> None:
     current = await scaler.read()
     if current == desired:
         return
     await scaler.write(desired)
-    result.scaled.append(
-        f"{binding.name} ({scaler.member.describe()}): {current} -> {desired} "
-        f"= ceil({source} x {binding.ratio})"
+    result.events.append(
+        (
+            "Scaled",
+            f"{binding.name} ({scaler.member.describe()}): {current} -> {desired} "
+            f"= ceil({source} x {binding.ratio})",
+        )
     )
 
 

@@ -141,8 +141,43 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 
 @dataclass
 class Operator:
-    process: subprocess.Popen[bytes]
+    """The operator as users run it: `python -m rsg_operator run`, a separate process."""
+
+    kubeconfig: Path
     log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rsg_operator",
+                    "run",
+                    f"--kubeconfig={self.kubeconfig}",
+                    "--resync-seconds=1",
+                    "--verbose",
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+                env={**os.environ, **(env or {})},
+            )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -153,7 +188,7 @@ class Operator:
         """wait_for, failing at once (with the log's tail) if the operator has exited."""
 
         def alive_probe() -> T | None:
-            if self.process.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 tail = "\n".join(self.log_text().splitlines()[-30:])
                 raise AssertionError(f"operator exited ({self.process.returncode}):\n{tail}")
             return probe()
@@ -163,29 +198,8 @@ class Operator:
 
 @pytest.fixture(scope="session")
 def operator(control_plane: LocalControlPlane, crd: str) -> Iterator[Operator]:
-    """The operator as users run it: `python -m rsg_operator run`, a separate process."""
     assert control_plane.work_dir is not None
-    log = control_plane.work_dir / "logs" / "operator.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rsg_operator",
-                "run",
-                f"--kubeconfig={control_plane.kubeconfig}",
-                "--resync-seconds=1",
-                "--verbose",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
-    yield Operator(process, log)
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    running = Operator(control_plane.kubeconfig, control_plane.work_dir / "logs" / "operator.log")
+    running.start()
+    yield running
+    running.stop()

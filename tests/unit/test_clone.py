@@ -150,5 +150,5 @@ def test_replica_counts_by_pointer() -> None:
 
 def test_a_kind_outside_the_allowlist_has_no_layout() -> None:
     assert not kinds.is_cloneable("batch/v1", "Job")
-    with pytest.raises(kinds.NotCloneable, match="cannot clone kind Job .* Deployment"):
+    with pytest.raises(kinds.NotCloneable, match=r"cannot clone kind Job .* Deployment"):
         clone({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}}, OWNER, "u", 2)

@@ -92,5 +92,5 @@ def test_plan_properties(
     # Candidates always first, in their order.
     assert list(result.remove[: len(named_existing)]) == named_existing[: len(result.remove)]
     assert set(result.ignored_candidates) == {
-        c for c, i in zip(candidates, named) if i not in existing
+        c for c, i in zip(candidates, named, strict=True) if i not in existing
     }

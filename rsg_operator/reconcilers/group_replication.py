@@ -1,0 +1,326 @@
+"""GroupReplication: clone whole template groups; remove exactly the planned ones.
+
+Truth is in the cluster: the seed group is the targets themselves (index 1), every other
+group is the set of objects labelled with this RSG's name and a group index and owned
+by this RSG. Each reconcile reads them, completes any half-created group (names are
+deterministic, so a repeat create is a no-op, never a duplicate), applies the planner's
+plan group by group, and reports the groups it sees.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rsg_operator import api, clone, kinds, labels, planner
+from rsg_operator.kube import Kube
+from rsg_operator.reconcilers.report import Report
+from rsg_operator.status import Healthy
+
+
+@dataclass(frozen=True)
+class Rsg:
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def owner(self) -> clone.Owner:
+        return clone.Owner(api.API_VERSION, api.KIND, self.name, self.uid)
+
+
+Members = dict[str, dict[str, Any]]  # target id -> object
+
+
+async def reconcile(
+    kube: Kube,
+    spec: api.RSGSpec,
+    strategy: api.GroupReplication,
+    seed: Members,
+    rsg: Rsg,
+) -> Report:
+    result = Report()
+    prefix = strategy.prefix
+    seed = {tid: await _label_seed(kube, obj, rsg, prefix) for tid, obj in seed.items()}
+    clones = await _clones(kube, spec, rsg, prefix, result)
+    groups: dict[int, Members] = dict(clones)
+    if not _seed_removed(seed):
+        groups[labels.SEED_INDEX] = seed
+
+    for index, members in sorted(clones.items()):
+        missing = [t for t in spec.targets if t.id not in members]
+        if missing:
+            await _create_members(kube, spec, seed, rsg, prefix, index, members, missing)
+            result.events.append(
+                (
+                    "GroupCompleted",
+                    f"completed {labels.group_id(prefix, index)}: created "
+                    + ", ".join(t.describe() for t in missing),
+                )
+            )
+
+    existing = {i: planner.Group(i, _created(members)) for i, members in groups.items()}
+    plan = planner.plan(
+        existing,
+        strategy.replicas,
+        prefix,
+        strategy.scale_down.policy,
+        strategy.scale_down.candidates,
+    )
+    if plan.remove:
+        for candidate in plan.ignored_candidates:
+            result.warnings.append(
+                ("CandidateIgnored", f"scale-down candidate {candidate} is not an existing group")
+            )
+    for index in plan.remove:
+        if index == labels.SEED_INDEX:
+            seed = {tid: await _scale_seed_down(kube, obj) for tid, obj in seed.items()}
+        else:
+            for obj in groups[index].values():
+                meta = obj["metadata"]
+                await kube.delete(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
+        del groups[index]
+        result.events.append(("GroupRemoved", f"removed {labels.group_id(prefix, index)}"))
+    for index in plan.add:
+        if index == labels.SEED_INDEX:
+            seed = {tid: await _restore_seed(kube, obj) for tid, obj in seed.items()}
+            groups[index] = seed
+        else:
+            groups[index] = {}
+            await _create_members(kube, spec, seed, rsg, prefix, index, groups[index], spec.targets)
+        result.events.append(("GroupCreated", f"created {labels.group_id(prefix, index)}"))
+
+    result.fields = _status(spec, prefix, seed, groups)
+    ready = result.fields["readyReplicas"]
+    result.healthy = Healthy(
+        "GroupsReconciled",
+        f"{len(groups)}/{strategy.replicas} groups exist, {ready} ready",
+    )
+    return result
+
+
+async def release(kube: Kube, spec: api.RSGSpec, namespace: str) -> None:
+    """On RSG deletion: take RSG's labels off the seed members (clones are collected by
+    the garbage collector through their ownerReference)."""
+    for target in spec.targets:
+        found = await kube.get(
+            target.api_version, target.kind, target.namespace_or(namespace), target.name
+        )
+        if found is None:
+            continue
+        present = found["metadata"].get("labels") or {}
+        drop = {
+            key: None
+            for key in (labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX)
+            if key in present
+        }
+        if drop:
+            await kube.merge_patch(
+                _path(await kube.resource(target.api_version, target.kind), found),
+                {"metadata": {"labels": drop}},
+            )
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+async def _clones(
+    kube: Kube, spec: api.RSGSpec, rsg: Rsg, prefix: str, result: Report
+) -> dict[int, Members]:
+    """Every clone of this RSG by group index; objects that are ours but fit no current
+    target (a target removed from the spec, a changed prefix) are deleted."""
+    groups: dict[int, Members] = {}
+    selector = f"{labels.NAME}={rsg.name},{labels.GROUP_INDEX}!={labels.SEED_INDEX}"
+    kinds_seen: set[tuple[str, str]] = set()
+    for target in spec.targets:
+        if (target.api_version, target.kind) in kinds_seen:
+            continue
+        kinds_seen.add((target.api_version, target.kind))
+        for obj in await kube.list_objects(
+            target.api_version, target.kind, rsg.namespace, selector
+        ):
+            meta = obj["metadata"]
+            if meta.get("deletionTimestamp") or not _owned_by(obj, rsg):
+                continue
+            index = int((meta.get("labels") or {}).get(labels.GROUP_INDEX, "0"))
+            owner = next(
+                (
+                    t
+                    for t in spec.targets
+                    if t.kind == target.kind
+                    and labels.clone_name(prefix, index, t.name) == meta["name"]
+                ),
+                None,
+            )
+            if owner is None or index <= labels.SEED_INDEX:
+                await kube.delete(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
+                result.events.append(
+                    (
+                        "StrayRemoved",
+                        f"deleted {obj['kind']} {meta['name']}, "
+                        "which matches no target of the current spec",
+                    )
+                )
+                continue
+            groups.setdefault(index, {})[owner.id] = obj
+    return groups
+
+
+def _owned_by(obj: dict[str, Any], rsg: Rsg) -> bool:
+    return any(ref.get("uid") == rsg.uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def _seed_removed(seed: Members) -> bool:
+    return any(
+        labels.SEED_REPLICAS in (obj["metadata"].get("annotations") or {}) for obj in seed.values()
+    )
+
+
+def _created(members: Members) -> str:
+    return min(str(obj["metadata"].get("creationTimestamp") or "") for obj in members.values())
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _path(resource: Any, obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    path: str = resource.path(name=meta["name"], namespace=meta.get("namespace"))
+    return path
+
+
+async def _label_seed(kube: Kube, obj: dict[str, Any], rsg: Rsg, prefix: str) -> dict[str, Any]:
+    """Seed members get the group labels on their metadata only, never their template."""
+    wanted = labels.group_labels(rsg.name, prefix, labels.SEED_INDEX)
+    present = obj["metadata"].get("labels") or {}
+    if all(present.get(k) == v for k, v in wanted.items()):
+        return obj
+    resource = await kube.resource(obj["apiVersion"], obj["kind"])
+    patched = await kube.merge_patch(_path(resource, obj), {"metadata": {"labels": wanted}})
+    return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+
+
+async def _create_members(
+    kube: Kube,
+    spec: api.RSGSpec,
+    seed: Members,
+    rsg: Rsg,
+    prefix: str,
+    index: int,
+    members: Members,
+    targets: tuple[api.Target, ...] | list[api.Target],
+) -> None:
+    for target in targets:
+        obj = clone.clone(seed[target.id], rsg.owner, prefix, index)
+        created = await kube.create(obj)
+        if created is None:  # created by an earlier, interrupted reconcile
+            created = await kube.get(
+                obj["apiVersion"], obj["kind"], rsg.namespace, obj["metadata"]["name"]
+            )
+        members[target.id] = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            **(created or obj),
+        }
+
+
+async def _scale_seed_down(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """Seed member -> 0 replicas, recording its counts, in one atomic JSON patch."""
+    counts = clone.replica_counts(obj)
+    operations: list[dict[str, Any]] = []
+    if not obj["metadata"].get("annotations"):
+        operations.append({"op": "add", "path": "/metadata/annotations", "value": {}})
+    operations.append(
+        {
+            "op": "add",
+            "path": f"/metadata/annotations/{_escape(labels.SEED_REPLICAS)}",
+            "value": json.dumps(counts, sort_keys=True),
+        }
+    )
+    for pointer, value in counts.items():
+        operations.append({"op": "test", "path": pointer, "value": value})
+        operations.append({"op": "replace", "path": pointer, "value": 0})
+    return await _json_patch(kube, obj, operations)
+
+
+async def _restore_seed(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """Seed member -> its recorded counts, dropping the record, in one atomic JSON patch."""
+    annotation = f"/metadata/annotations/{_escape(labels.SEED_REPLICAS)}"
+    recorded = (obj["metadata"].get("annotations") or {}).get(labels.SEED_REPLICAS)
+    if recorded is None:
+        return obj
+    operations: list[dict[str, Any]] = [{"op": "test", "path": annotation, "value": recorded}]
+    for pointer, value in json.loads(recorded).items():
+        operations.append({"op": "replace", "path": pointer, "value": value})
+    operations.append({"op": "remove", "path": annotation})
+    return await _json_patch(kube, obj, operations)
+
+
+async def _json_patch(
+    kube: Kube, obj: dict[str, Any], operations: list[dict[str, Any]]
+) -> dict[str, Any]:
+    resource = await kube.resource(obj["apiVersion"], obj["kind"])
+    patched = await kube.json_patch(_path(resource, obj), operations)
+    return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+
+
+def _escape(key: str) -> str:
+    """A map key as a JSON-pointer token."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+# ---------------------------------------------------------------------------- status
+
+
+def _status(
+    spec: api.RSGSpec, prefix: str, seed: Members, groups: dict[int, Members]
+) -> dict[str, Any]:
+    reported = []
+    for index, members in sorted(groups.items()):
+        entries = [_member(members[t.id]) for t in spec.targets if t.id in members]
+        ready = all(
+            e.get("readyReplicas", 0) >= e.get("replicas", 0) for e in entries if "replicas" in e
+        ) and len(entries) == len(spec.targets)
+        reported.append(
+            {
+                "id": labels.group_id(prefix, index),
+                "index": index,
+                "phase": "Ready" if ready else "Creating",
+                "creationTime": _created(members),
+                "members": entries,
+            }
+        )
+    first = seed[spec.targets[0].id]
+    return {
+        "currentReplicas": len(groups),
+        "readyReplicas": sum(1 for g in reported if g["phase"] == "Ready"),
+        "labelSelector": _selector(first) or "",
+        "groups": reported,
+    }
+
+
+def _member(obj: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": obj["kind"], "name": obj["metadata"]["name"]}
+    selector = _selector(obj)
+    if selector:
+        entry["podSelector"] = selector
+    if kinds.layout(obj["apiVersion"], obj["kind"]).replicas:
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if "replicas" in spec:
+            entry["replicas"] = int(spec["replicas"])
+            entry["readyReplicas"] = int(status.get("readyReplicas") or 0)
+    return entry
+
+
+def _selector(obj: dict[str, Any]) -> str | None:
+    """The member's pod selector as a label-selector string."""
+    layout = kinds.layout(obj["apiVersion"], obj["kind"])
+    if layout.selector is None:
+        return None
+    node: Any = obj
+    for key in layout.selector:
+        node = (node or {}).get(key)
+    if not node:
+        return None
+    return ",".join(f"{k}={v}" for k, v in sorted(node.items()))

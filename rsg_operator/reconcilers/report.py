@@ -1,0 +1,17 @@
+"""What a strategy's reconcile returns to the driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rsg_operator.status import Healthy, Problem
+
+
+@dataclass
+class Report:
+    fields: dict[str, Any] = field(default_factory=dict)  # status fields observed
+    problems: list[Problem] = field(default_factory=list)  # non-empty: nothing was written
+    healthy: Healthy = field(default_factory=Healthy)  # Ready's reason when no problem
+    events: list[tuple[str, str]] = field(default_factory=list)  # Normal (reason, message)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # Warning (reason, message)

@@ -1,0 +1,332 @@
+"""GroupReplication on the real control plane: whole groups cloned and removed (SPEC §3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Kubectl, Operator, wait_for
+from tests.integration.workloads import deployment
+from tests.specs import rsg
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+GROUP_ID = "resourcescalinggroup.com/group-id"
+SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
+
+
+def group_spec(prefix: str = "unit", replicas: int = 1, **scale_down: Any) -> dict[str, Any]:
+    return {
+        "targetResources": [{"name": "prefill", "apiVersion": "apps/v1", "kind": "Deployment"}],
+        "scalingStrategy": {
+            "type": "GroupReplication",
+            "groupConfig": {
+                "groupNamePrefix": prefix,
+                "replicas": replicas,
+                "scaleDown": scale_down,
+            },
+        },
+    }
+
+
+def deployments(kubectl: Kubectl, namespace: str) -> set[str]:
+    out = kubectl.run(
+        "get", "deployments", "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}"
+    ).stdout
+    return set(out.split())
+
+
+def status(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
+    return (kubectl.get("rsg", name, namespace) or {}).get("status") or {}
+
+
+def group_ids(kubectl: Kubectl, name: str, namespace: str) -> list[str]:
+    return [g["id"] for g in status(kubectl, name, namespace).get("groups", [])]
+
+
+def wait_groups(
+    operator: Operator,
+    kubectl: Kubectl,
+    name: str,
+    namespace: str,
+    expected: list[str],
+    deployments_expected: set[str],
+) -> None:
+    operator.wait_for(
+        lambda: (
+            group_ids(kubectl, name, namespace) == expected
+            and deployments(kubectl, namespace) == deployments_expected
+        ),
+        what=f"groups {expected} and deployments {sorted(deployments_expected)}",
+    )
+
+
+def scale(kubectl: Kubectl, name: str, namespace: str, count: int) -> None:
+    kubectl.run("scale", f"rsg/{name}", f"--replicas={count}", "-n", namespace)
+
+
+def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, ai: str) -> None:
+    kubectl.apply(deployment("prefill", 2), ai)
+    kubectl.apply(deployment("decode", 4), ai)
+    before = {n: kubectl.get("deployment", n, ai) for n in ("prefill", "decode")}
+    kubectl.run("apply", "-n", ai, "-f", str(EXAMPLES / "group-replication.yaml"))
+    name, seeds = "pd-cluster", {"prefill", "decode"}
+    others = deployments(kubectl, ai) - seeds  # e.g. router, from the inplace example
+
+    # replicas 1: only the seed group, labelled; its spec untouched.
+    operator.wait_for(
+        lambda: group_ids(kubectl, name, ai) == ["inference-unit-01"], what="the seed group"
+    )
+    for n, original in before.items():
+        now = kubectl.get("deployment", n, ai)
+        assert now is not None and original is not None
+        assert now["metadata"]["labels"][GROUP_ID] == "inference-unit-01"
+        assert now["metadata"]["generation"] == original["metadata"]["generation"]
+        assert now["spec"]["template"] == original["spec"]["template"]
+
+    clones = {f"inference-unit-{i:02d}-{n}" for i in (2, 3) for n in ("prefill", "decode")}
+    three_groups = ["inference-unit-01", "inference-unit-02", "inference-unit-03"]
+    scale(kubectl, name, ai, 3)
+    wait_groups(operator, kubectl, name, ai, three_groups, seeds | others | clones)
+    for clone in clones:
+        owned = wait_for(
+            lambda c=clone: kubectl.run(  # type: ignore[misc]
+                "get",
+                "replicasets",
+                "-n",
+                ai,
+                "-l",
+                f"{GROUP_ID}={c.rsplit('-', 1)[0]}",
+                "-o",
+                "jsonpath={.items[*].metadata.ownerReferences[0].name}",
+            ).stdout.split(),
+            what=f"ReplicaSets of {clone}",
+        )
+        assert clone in owned
+    cloned = kubectl.get("deployment", "inference-unit-03-decode", ai)
+    assert cloned is not None
+    assert cloned["spec"]["selector"]["matchLabels"][GROUP_ID] == "inference-unit-03"
+    assert cloned["metadata"]["ownerReferences"][0]["kind"] == "ResourceScalingGroup"
+    assert cloned["spec"]["replicas"] == 4
+
+    # To 2: the candidate inference-unit-02 goes, -03 stays.
+    scale(kubectl, name, ai, 2)
+    three = {c for c in clones if c.startswith("inference-unit-03")}
+    wait_groups(
+        operator,
+        kubectl,
+        name,
+        ai,
+        ["inference-unit-01", "inference-unit-03"],
+        seeds | others | three,
+    )
+    # Back to 3: -02 is created again.
+    scale(kubectl, name, ai, 3)
+    wait_groups(operator, kubectl, name, ai, three_groups, seeds | others | clones)
+
+    # To 0: the seed members go to 0 with their counts recorded; back to 1 restores them.
+    scale(kubectl, name, ai, 0)
+    wait_groups(operator, kubectl, name, ai, [], seeds | others)
+    for n, count in (("prefill", 2), ("decode", 4)):
+        seed = kubectl.get("deployment", n, ai)
+        assert seed is not None and seed["spec"]["replicas"] == 0
+        assert json.loads(seed["metadata"]["annotations"][SEED_REPLICAS]) == {
+            "/spec/replicas": count
+        }
+    scale(kubectl, name, ai, 1)
+    wait_groups(operator, kubectl, name, ai, ["inference-unit-01"], seeds | others)
+    for n, count in (("prefill", 2), ("decode", 4)):
+        seed = kubectl.get("deployment", n, ai)
+        assert seed is not None and seed["spec"]["replicas"] == count
+        assert SEED_REPLICAS not in (seed["metadata"].get("annotations") or {})
+        assert seed["spec"]["template"] == (before[n] or {})["spec"]["template"]
+
+    events = kubectl.run(
+        "get",
+        "events",
+        "-n",
+        ai,
+        "--field-selector",
+        "involvedObject.name=pd-cluster",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}:{.message}{'\\n'}{end}",
+    ).stdout
+    assert "GroupCreated:created inference-unit-02" in events
+    assert "GroupRemoved:removed inference-unit-02" in events
+
+
+def second_passed(since: str) -> bool:
+    started = dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return dt.datetime.now(dt.UTC) >= started + dt.timedelta(seconds=1.1)
+
+
+@pytest.mark.parametrize(
+    "policy, candidates, removed",
+    [
+        ("Ordered", [], "unit-04"),
+        ("Ordered", ["unit-03"], "unit-03"),
+        ("Newest", [], "unit-02"),
+        ("Newest", ["unit-04"], "unit-04"),
+        ("Oldest", [], "unit-01"),
+        ("Oldest", ["unit-09", "unit-03"], "unit-03"),
+    ],
+)
+def test_policy_picks_the_victim(
+    operator: Operator,
+    kubectl: Kubectl,
+    namespace: str,
+    policy: str,
+    candidates: list[str],
+    removed: str,
+) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=4, policy=policy)), namespace)
+    everything = ["unit-01", "unit-02", "unit-03", "unit-04"]
+    operator.wait_for(
+        lambda: group_ids(kubectl, "pool", namespace) == everything, what="four groups"
+    )
+    # Make group 02 the newest: remove it, let the clock pass a second, create it again.
+    created = max(g["creationTime"] for g in status(kubectl, "pool", namespace)["groups"])
+    kubectl.apply(
+        rsg("pool", group_spec(replicas=3, policy=policy, candidates=["unit-02"])), namespace
+    )
+    operator.wait_for(
+        lambda: "unit-02" not in group_ids(kubectl, "pool", namespace), what="unit-02 removed"
+    )
+    wait_for(lambda: second_passed(created), what="a new second")
+    kubectl.apply(rsg("pool", group_spec(replicas=4, policy=policy)), namespace)
+    operator.wait_for(
+        lambda: group_ids(kubectl, "pool", namespace) == everything, what="unit-02 back"
+    )
+
+    kubectl.apply(
+        rsg("pool", group_spec(replicas=3, policy=policy, candidates=candidates)), namespace
+    )
+    operator.wait_for(lambda: len(group_ids(kubectl, "pool", namespace)) == 3, what="three groups")
+    assert removed not in group_ids(kubectl, "pool", namespace)
+    if "unit-09" in candidates:
+        ignored = kubectl.run(
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            "type=Warning,reason=CandidateIgnored",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ).stdout
+        assert "unit-09" in ignored
+
+
+def test_hpa_on_the_rsg_sets_the_group_count(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=1)), namespace)
+    operator.wait_for(
+        lambda: status(kubectl, "pool", namespace).get("labelSelector"), what="status.labelSelector"
+    )
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "pool"},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "resourcescalinggroup.com/v1",
+                "kind": "ResourceScalingGroup",
+                "name": "pool",
+            },
+            "minReplicas": 4,
+            "maxReplicas": 8,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 50},
+                    },
+                }
+            ],
+        },
+    }
+    kubectl.apply(hpa, namespace)
+    operator.wait_for(
+        lambda: (
+            group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02", "unit-03", "unit-04"]
+        ),
+        timeout=60,
+        what="four groups made by the HPA",
+    )
+    spec = (kubectl.get("rsg", "pool", namespace) or {})["spec"]
+    assert spec["scalingStrategy"]["groupConfig"]["replicas"] == 4
+
+
+def test_deleting_the_rsg_collects_clones_and_leaves_the_seed(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 2), namespace)
+    original = kubectl.get("deployment", "prefill", namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=3)), namespace)
+    wait_groups(
+        operator,
+        kubectl,
+        "pool",
+        namespace,
+        ["unit-01", "unit-02", "unit-03"],
+        {"prefill", "unit-02-prefill", "unit-03-prefill"},
+    )
+    kubectl.run("delete", "rsg/pool", "-n", namespace, "--timeout=60s")
+    operator.wait_for(
+        lambda: deployments(kubectl, namespace) == {"prefill"},
+        timeout=60,
+        what="clones garbage-collected",
+    )
+    seed = kubectl.get("deployment", "prefill", namespace)
+    assert seed is not None and original is not None
+    assert seed["metadata"].get("labels") == original["metadata"].get("labels")
+    assert seed["spec"] == original["spec"]
+    assert seed["metadata"]["generation"] == original["metadata"]["generation"]
+
+
+def test_operator_killed_mid_scale_out_ends_with_exactly_the_groups(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(deployment("decode", 1), namespace)
+    spec = group_spec(replicas=1)
+    spec["targetResources"].append(
+        {"name": "decode", "apiVersion": "apps/v1", "kind": "Deployment"}
+    )
+    kubectl.apply(rsg("pool", spec), namespace)
+    operator.wait_for(
+        lambda: group_ids(kubectl, "pool", namespace) == ["unit-01"], what="the seed group"
+    )
+    operator.stop()
+    try:
+        scale(kubectl, "pool", namespace, 6)
+        # This operator dies (as by SIGKILL) before its 6th write: groups 02 and 03 are
+        # complete, 04 has its prefill clone only.
+        crashing = operator.start(f"--namespace={namespace}", env={"RSG_CRASH_AFTER_WRITES": "5"})
+        assert crashing.wait(timeout=60) == 137
+        operator.process = None
+        half = deployments(kubectl, namespace)
+        assert "unit-04-prefill" in half and "unit-04-decode" not in half
+    finally:
+        operator.start()
+    ids = [f"unit-{i:02d}" for i in range(1, 7)]
+    expected = {"prefill", "decode"} | {f"{g}-{n}" for g in ids[1:] for n in ("prefill", "decode")}
+    wait_groups(operator, kubectl, "pool", namespace, ids, expected)
+    completed = kubectl.run(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "reason=GroupCompleted",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout
+    assert "unit-04" in completed
