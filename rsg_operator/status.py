@@ -72,10 +72,11 @@ def merge_conditions(
 
 @dataclass(frozen=True)
 class Healthy:
-    """Why the group is Ready when nothing is wrong."""
+    """Why the group is Ready when nothing is wrong, and whether it is still moving."""
 
     reason: str = "TargetsResolved"
     message: str = "every target exists"
+    progressing: str | None = None  # what is still under way, if anything
 
 
 DEFAULT_HEALTHY = Healthy()
@@ -86,14 +87,23 @@ def problems_conditions(
 ) -> list[dict[str, Any]]:
     """Ready and Degraded for a reconcile: the first problem, if any, is the reason."""
     if not problems:
+        moving = healthy.progressing
         return [
             condition(READY, True, healthy.reason, healthy.message, generation),
+            condition(
+                PROGRESSING,
+                moving is not None,
+                "Progressing" if moving else "Stable",
+                moving or "nothing is under way",
+                generation,
+            ),
             condition(DEGRADED, False, "AsExpected", "spec is valid", generation),
         ]
     reason = problems[0].reason
     message = "; ".join(p.message for p in problems)
     return [
         condition(READY, False, reason, message, generation),
+        condition(PROGRESSING, False, reason, "stopped until the problem is fixed", generation),
         condition(DEGRADED, True, reason, message, generation),
     ]
 

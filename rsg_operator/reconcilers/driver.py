@@ -49,6 +49,8 @@ async def reconcile(
     """Reconcile the RSG in `body`; return the members to watch."""
     namespace, name = body.metadata.namespace, body.metadata.name
     assert namespace is not None and name is not None
+    if body.metadata.get("deletionTimestamp"):
+        return []  # being deleted: the delete handler releases; no more scaling
     resolution = await targets.check(kube, body.spec, namespace, settings)
     spec = resolution.spec
     result = Report(problems=resolution.problems)

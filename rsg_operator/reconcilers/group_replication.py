@@ -93,9 +93,11 @@ async def reconcile(
 
     result.fields = _status(spec, prefix, seed, groups)
     ready = result.fields["readyReplicas"]
+    waiting = [g["id"] for g in result.fields["groups"] if g["phase"] != "Ready"]
     result.healthy = Healthy(
         "GroupsReconciled",
         f"{len(groups)}/{strategy.replicas} groups exist, {ready} ready",
+        f"waiting for {', '.join(waiting)} to become ready" if waiting else None,
     )
     return result
 

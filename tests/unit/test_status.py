@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rsg_operator.status import Outcome, Problem, Reason, outcome
+from rsg_operator.status import Healthy, Outcome, Problem, Reason, outcome
 
 NOW, LATER = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 MISSING = Problem(Reason.TARGET_NOT_FOUND, "Deployment ai/decode (apps/v1) does not exist")
@@ -40,3 +40,13 @@ def test_transition_time_moves_only_when_status_changes() -> None:
     assert conditions_of(healed)["Degraded"]["lastTransitionTime"] == LATER
     new_generation = outcome(stored, 2, [MISSING], LATER)
     assert conditions_of(new_generation)["Degraded"]["lastTransitionTime"] == NOW
+
+
+def test_progressing_says_what_is_under_way() -> None:
+    moving = outcome({}, 1, [], NOW, healthy=Healthy("GroupsReconciled", "3/3", "waiting for u-03"))
+    progressing = conditions_of(moving)["Progressing"]
+    assert (progressing["status"], progressing["message"]) == ("True", "waiting for u-03")
+    settled = conditions_of(outcome({}, 1, [], NOW))["Progressing"]
+    assert (settled["status"], settled["reason"]) == ("False", "Stable")
+    stopped = conditions_of(outcome({}, 1, [MISSING], NOW))["Progressing"]
+    assert (stopped["status"], stopped["reason"]) == ("False", "TargetNotFound")
