@@ -53,9 +53,19 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.kube.close()
 
 
-def rsg_claims(body: kopf.Body, **_: Any) -> dict[graph.RsgKey, graph.Claim] | None:
-    """Index of every InplaceScaling RSG's Source->Target edges, for cross-RSG rules."""
+def rsg_claims(
+    body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[graph.RsgKey, graph.Claim] | None:
+    """Index of every InplaceScaling RSG's Source->Target edges, for cross-RSG rules.
+
+    When an RSG's edges change, every RSG is woken: a new edge can close a cycle or
+    contest a Target of another RSG."""
     found = driver.claim_of(body)
+    key = (body.metadata.namespace, body.metadata.name)
+    if memo.setdefault("claims_seen", {}).get(key) != found:
+        memo.claims_seen[key] = found
+        for wakeup in memo.get("wakeups", {}).values():
+            wakeup.set()
     return None if found is None else {found.rsg: found}
 
 

@@ -73,6 +73,28 @@ class ApiResource:
         return f"{path}/{name}" if name else path
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Objects of a kind in a namespace, narrowed by name or by labels."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str | None = None
+    label_selector: str | None = None
+
+    @property
+    def query(self) -> tuple[str, str]:
+        if self.name is not None:
+            return ("fieldSelector", f"metadata.name={self.name}")
+        assert self.label_selector is not None
+        return ("labelSelector", self.label_selector)
+
+    def describe(self) -> str:
+        what = self.name if self.name is not None else f"-l {self.label_selector}"
+        return f"{self.kind} {self.namespace}/{what}"
+
+
 class Kube:
     """Async access to any kind through discovery; a missing object reads as None."""
 
@@ -214,17 +236,15 @@ class Kube:
             "PATCH", path, operations, "application/json-patch+json", query=FIELD_MANAGER
         )
 
-    async def watch_object(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> AsyncIterator[str]:
-        """Yield a word each time one object may have changed: "LISTED" on every
-        (re)connect, then watch event types. Filtered to that object by field selector.
+    async def watch(self, selection: Selection) -> AsyncIterator[str]:
+        """Yield a word each time a selected object may have changed: "LISTED" on every
+        (re)connect, then watch event types.
 
         Ends when the server closes the stream; the caller loops. Raises ApiException.
         """
-        resource = await self.resource(api_version, kind)
-        path = resource.path(namespace=namespace)
-        selector = ("fieldSelector", f"metadata.name={name}")
+        resource = await self.resource(selection.api_version, selection.kind)
+        path = resource.path(namespace=selection.namespace)
+        selector = selection.query
         listing = await self.request("GET", path, query=[selector])
         yield "LISTED"
         query = [

@@ -11,8 +11,8 @@ from typing import Any
 
 import kopf
 
-from rsg_operator import api, graph, status
-from rsg_operator.kube import Kube
+from rsg_operator import api, graph, labels, status
+from rsg_operator.kube import Kube, Selection
 from rsg_operator.reconcilers import group_replication, inplace, targets
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.settings import Settings
@@ -34,19 +34,31 @@ def claim_of(body: kopf.Body) -> graph.Claim | None:
     return inplace.claim(spec, spec.strategy, (namespace, name), created)
 
 
-def watched_members(spec: api.RSGSpec | None, namespace: str) -> list[api.Member]:
-    """Every object whose change should wake this RSG."""
+def watched(spec: api.RSGSpec | None, namespace: str, name: str) -> list[Selection]:
+    """Every object whose change should wake this RSG: its targets, and for
+    GroupReplication its clones (by label, one selection per kind)."""
     if spec is None:
         return []
-    return [
-        api.Member(t.api_version, t.kind, t.namespace_or(namespace), t.name) for t in spec.targets
+    selections = [
+        Selection(t.api_version, t.kind, t.namespace_or(namespace), name=t.name)
+        for t in spec.targets
     ]
+    if isinstance(spec.strategy, api.GroupReplication):
+        clones = f"{labels.NAME}={name},{labels.GROUP_INDEX}!={labels.SEED_INDEX}"
+        selections += sorted(
+            {
+                Selection(t.api_version, t.kind, namespace, label_selector=clones)
+                for t in spec.targets
+            },
+            key=Selection.describe,
+        )
+    return selections
 
 
 async def reconcile(
     kube: Kube, body: kopf.Body, settings: Settings, claims: list[graph.Claim], logger: Logger
-) -> list[api.Member]:
-    """Reconcile the RSG in `body`; return the members to watch."""
+) -> list[Selection]:
+    """Reconcile the RSG in `body`; return what to watch."""
     namespace, name = body.metadata.namespace, body.metadata.name
     assert namespace is not None and name is not None
     if body.metadata.get("deletionTimestamp"):
@@ -78,7 +90,7 @@ async def reconcile(
         len(result.problems),
         "patched" if written else "unchanged",
     )
-    return watched_members(spec, namespace)
+    return watched(spec, namespace, name)
 
 
 async def write_status(

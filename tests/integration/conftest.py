@@ -156,7 +156,6 @@ class Operator:
                     "rsg_operator",
                     "run",
                     f"--kubeconfig={self.kubeconfig}",
-                    "--resync-seconds=1",
                     "--verbose",
                     *args,
                 ],

@@ -93,7 +93,7 @@ def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, 
     wait_groups(operator, kubectl, name, ai, three_groups, seeds | others | clones)
     for clone in clones:
         owned = wait_for(
-            lambda c=clone: kubectl.run(  # type: ignore[misc]
+            lambda c=clone: kubectl.run(
                 "get",
                 "replicasets",
                 "-n",
@@ -330,3 +330,44 @@ def test_operator_killed_mid_scale_out_ends_with_exactly_the_groups(
         "jsonpath={.items[*].message}",
     ).stdout
     assert "unit-04" in completed
+
+
+def test_a_deleted_clone_is_recreated(operator: Operator, kubectl: Kubectl, namespace: str) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(deployment("decode", 1), namespace)
+    spec = group_spec(replicas=2)
+    spec["targetResources"].append(
+        {"name": "decode", "apiVersion": "apps/v1", "kind": "Deployment"}
+    )
+    kubectl.apply(rsg("pool", spec), namespace)
+    wait_groups(
+        operator,
+        kubectl,
+        "pool",
+        namespace,
+        ["unit-01", "unit-02"],
+        {"prefill", "decode", "unit-02-prefill", "unit-02-decode"},
+    )
+    first = kubectl.get("deployment", "unit-02-decode", namespace)
+    assert first is not None
+    kubectl.run("delete", "deployment/unit-02-decode", "-n", namespace)
+    # Well within the 30 s resync: the clones' watch wakes the reconcile.
+    operator.wait_for(
+        lambda: (
+            (kubectl.get("deployment", "unit-02-decode", namespace) or first)["metadata"]["uid"]
+            != first["metadata"]["uid"]
+        ),
+        timeout=15,
+        what="unit-02-decode recreated",
+    )
+    completed = kubectl.run(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "reason=GroupCompleted",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout
+    assert "completed unit-02: created Deployment decode" in completed

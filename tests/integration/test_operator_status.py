@@ -147,19 +147,58 @@ def test_group_replication_refuses_a_kind_it_cannot_clone(
     assert "Job" in degraded["message"]
 
 
-def test_unchanged_rsg_is_not_written_again(
-    operator: Operator, kubectl: Kubectl, namespace: str
+def rsg_writes(obj: dict[str, Any]) -> list[str]:
+    """When the operator last wrote each part of the object (managedFields)."""
+    return sorted(
+        f"{entry.get('subresource', '')}@{entry['time']}"
+        for entry in obj["metadata"].get("managedFields", [])
+        if entry["manager"] == "rsg-operator"
+    )
+
+
+@pytest.mark.parametrize("strategy", ["degraded", "inplace", "group"])
+def test_reconciles_of_an_unchanged_world_write_nothing(
+    operator: Operator, kubectl: Kubectl, namespace: str, strategy: str
 ) -> None:
     deployment(kubectl, "prefill", namespace)
-    kubectl.apply(rsg("units", group_spec()), namespace)
-    wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
-    before = kubectl.get("rsg", "units", namespace)
-    assert before is not None
-    marker = f"[{namespace}/units] reconciled: 1 problem(s), status unchanged"
-    seen = operator.log_text().count(marker)
-    operator.wait_for(
-        lambda: operator.log_text().count(marker) >= seen + 3, what="three more resync reconciles"
-    )
-    after = kubectl.get("rsg", "units", namespace)
-    assert after is not None
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    if strategy == "inplace":
+        deployment(kubectl, "decode", namespace)
+        spec = inplace_spec()
+        spec["targetResources"] = spec["targetResources"][:2]
+        spec["targetResources"][0]["name"] = "decode"
+        spec["scalingStrategy"]["inplaceConfig"]["bindings"] = [
+            {"name": "decode", "role": "Source"},
+            {"name": "prefill", "role": "Target", "ratio": 2},
+        ]
+    else:
+        spec = group_spec()
+        if strategy == "group":
+            spec["targetResources"].pop()
+            spec["scalingStrategy"]["groupConfig"]["replicas"] = 2
+    kubectl.apply(rsg("units", spec), namespace)
+    problems = 1 if strategy == "degraded" else 0
+    marker = f"[{namespace}/units] reconciled: {problems} problem(s), status unchanged"
+    operator.wait_for(lambda: marker in operator.log_text(), what="a settled reconcile")
+    watched = ["prefill"] + (["decode"] if strategy == "inplace" else [])
+    before = {
+        name: rsg_writes(kubectl.get("deployment", name, namespace) or {"metadata": {}})
+        for name in watched
+    }
+    rsg_before = kubectl.get("rsg", "units", namespace)
+    assert rsg_before is not None
+
+    for touch in range(3):  # each change of a member wakes a reconcile through its watch
+        seen = operator.log_text().count(marker)
+        kubectl.run(
+            "annotate", "deployment/prefill", "-n", namespace, f"touch={touch}", "--overwrite"
+        )
+        operator.wait_for(
+            lambda seen=seen: operator.log_text().count(marker) > seen,
+            what=f"reconcile after touch {touch}",
+        )
+
+    rsg_after = kubectl.get("rsg", "units", namespace)
+    assert rsg_after is not None
+    assert rsg_after["metadata"]["resourceVersion"] == rsg_before["metadata"]["resourceVersion"]
+    for name in watched:
+        assert rsg_writes(kubectl.get("deployment", name, namespace) or {}) == before[name]
