@@ -26,7 +26,11 @@ if all_present; then
 fi
 
 command -v go >/dev/null || { echo "build-control-plane: Go is required" >&2; exit 1; }
-mkdir -p "$BIN"
+# Binaries are built into a staging directory and moved into place only when complete,
+# so an interrupted build never leaves a truncated binary that looks cached.
+STAGING="$DEST/staging"
+rm -rf "$STAGING"
+mkdir -p "$BIN" "$STAGING"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 started=$(date +%s)
 
@@ -63,7 +67,7 @@ build_kubernetes() {
     for cmd in kube-apiserver kube-controller-manager kubectl; do
       go get -tool "k8s.io/kubernetes/cmd/$cmd@$K8S_VERSION"
     done
-    go build -trimpath -ldflags "$ldflags" -o "$BIN/" \
+    go build -trimpath -ldflags "$ldflags" -o "$STAGING/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kubectl
@@ -77,7 +81,7 @@ build_etcd() {
     cd "$work"
     [[ -f go.mod ]] || go mod init rsg-operator/etcd-build >/dev/null 2>&1
     go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+    go build -trimpath -ldflags "-s -w" -o "$STAGING/etcd" go.etcd.io/etcd/server/v3
   )
 }
 
@@ -86,6 +90,10 @@ for b in kube-apiserver kube-controller-manager kubectl; do
   if [[ ! -x "$BIN/$b" ]]; then build_kubernetes >&2; break; fi
 done
 
+for b in "${BINARIES[@]}"; do
+  [[ -x "$STAGING/$b" ]] && mv -f "$STAGING/$b" "$BIN/$b"
+done
+rm -rf "$STAGING"
 all_present || { echo "build-control-plane: binaries missing after build" >&2; exit 1; }
 echo "build-control-plane: built in $(( $(date +%s) - started ))s into $BIN" >&2
 echo "$BIN"

@@ -90,6 +90,7 @@ async def drive(
     settings: Settings = memo.settings
     wakeup = memo.wakeups.setdefault(uid, asyncio.Event())
     watches = Watches(memo.kube, wakeup, logger)
+    failures = 0
     try:
         while not stopped:
             wakeup.clear()
@@ -97,12 +98,17 @@ async def drive(
             try:
                 members = await driver.reconcile(memo.kube, body, settings, claims, logger)
             except ApiException as error:
-                # Transient or not, it is retried soon; the event tells the user why.
+                # Retried with a doubling delay (1 s up to the resync period); the event
+                # tells the user why, once per failure streak.
                 message = f"reconcile failed: {error.status} {error.reason}"
                 logger.error(message)
-                kopf.warn(body, reason="ReconcileFailed", message=message)
-                await _first_of(stopped.wait(), timeout=RETRY_SECONDS)
+                if failures == 0:
+                    kopf.warn(body, reason="ReconcileFailed", message=message)
+                delay = min(RETRY_SECONDS * 2**failures, settings.resync_seconds)
+                failures += 1
+                await _first_of(stopped.wait(), timeout=delay)
                 continue
+            failures = 0
             watches.watch(members)
             await _first_of(wakeup.wait(), stopped.wait(), timeout=settings.resync_seconds)
     finally:
