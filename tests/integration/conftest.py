@@ -72,6 +72,25 @@ class Kubectl:
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
         return self.run("apply", "-n", namespace, "-f", "-", input=text, check=check)
 
+    def events(self, namespace: str, field_selector: str) -> str:
+        """Messages of the namespace's events matching a field selector, one per line."""
+        return self.run(
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            field_selector,
+            "-o",
+            "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+        ).stdout
+
+    def condition(self, name: str, namespace: str, type_: str) -> dict[str, Any]:
+        """A condition of an RSG's status ({} when absent)."""
+        found = self.get("rsg", name, namespace) or {}
+        conditions = (found.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == type_), {})
+
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         result = self.run("get", kind, name, "-n", namespace, "-o", "json", check=False)
         if result.returncode != 0:
@@ -193,6 +212,19 @@ class Operator:
             return probe()
 
         return wait_for(alive_probe, timeout, what)
+
+    def wait_degraded(
+        self, kubectl: Kubectl, name: str, namespace: str, status: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Wait until the RSG's Degraded condition has this status (and reason)."""
+
+        def probe() -> dict[str, Any] | None:
+            found = kubectl.condition(name, namespace, "Degraded")
+            if found.get("status") == status and reason in (None, found.get("reason")):
+                return found
+            return None
+
+        return self.wait_for(probe, what=f"Degraded={status} {reason or ''} on {name}")
 
 
 @pytest.fixture(scope="session")

@@ -144,18 +144,9 @@ def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, 
         assert SEED_REPLICAS not in (seed["metadata"].get("annotations") or {})
         assert seed["spec"]["template"] == (before[n] or {})["spec"]["template"]
 
-    events = kubectl.run(
-        "get",
-        "events",
-        "-n",
-        ai,
-        "--field-selector",
-        "involvedObject.name=pd-cluster",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}:{.message}{'\\n'}{end}",
-    ).stdout
-    assert "GroupCreated:created inference-unit-02" in events
-    assert "GroupRemoved:removed inference-unit-02" in events
+    on_rsg = "involvedObject.name=pd-cluster"
+    assert "created inference-unit-02" in kubectl.events(ai, f"{on_rsg},reason=GroupCreated")
+    assert "removed inference-unit-02" in kubectl.events(ai, f"{on_rsg},reason=GroupRemoved")
 
 
 def second_passed(since: str) -> bool:
@@ -208,16 +199,7 @@ def test_policy_picks_the_victim(
     operator.wait_for(lambda: len(group_ids(kubectl, "pool", namespace)) == 3, what="three groups")
     assert removed not in group_ids(kubectl, "pool", namespace)
     if "unit-09" in candidates:
-        ignored = kubectl.run(
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "--field-selector",
-            "type=Warning,reason=CandidateIgnored",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ).stdout
+        ignored = kubectl.events(namespace, "type=Warning,reason=CandidateIgnored")
         assert "unit-09" in ignored
 
 
@@ -319,16 +301,7 @@ def test_operator_killed_mid_scale_out_ends_with_exactly_the_groups(
     ids = [f"unit-{i:02d}" for i in range(1, 7)]
     expected = {"prefill", "decode"} | {f"{g}-{n}" for g in ids[1:] for n in ("prefill", "decode")}
     wait_groups(operator, kubectl, "pool", namespace, ids, expected)
-    completed = kubectl.run(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        "reason=GroupCompleted",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ).stdout
+    completed = kubectl.events(namespace, "reason=GroupCompleted")
     assert "unit-04" in completed
 
 
@@ -360,14 +333,5 @@ def test_a_deleted_clone_is_recreated(operator: Operator, kubectl: Kubectl, name
         timeout=15,
         what="unit-02-decode recreated",
     )
-    completed = kubectl.run(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        "reason=GroupCompleted",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ).stdout
+    completed = kubectl.events(namespace, "reason=GroupCompleted")
     assert "completed unit-02: created Deployment decode" in completed

@@ -48,12 +48,6 @@ def wait_replicas(
     )
 
 
-def condition(kubectl: Kubectl, name: str, namespace: str, type_: str) -> dict[str, Any]:
-    found = kubectl.get("rsg", name, namespace) or {}
-    conditions = (found.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == type_), {})
-
-
 def assert_untouched_by_kopf(kubectl: Kubectl, kind: str, names: list[str], ns: str) -> None:
     for name in names:
         found = kubectl.get(kind, name, ns)
@@ -86,7 +80,7 @@ def test_seed_example_drives_rolebasedgroup_roles(
         ("prefill", 5),
         ("decode", 10),
     ]
-    assert condition(kubectl, "pd-pool", ai, "Ready")["status"] == "True"
+    assert kubectl.condition("pd-pool", ai, "Ready")["status"] == "True"
     assert_untouched_by_kopf(kubectl, "deployment", ["router"], ai)
     assert_untouched_by_kopf(kubectl, "rolebasedgroups.workloads.x-k8s.io", ["rolebasedgroup1"], ai)
 
@@ -157,16 +151,7 @@ def test_deployment_source_drives_deployment_and_statefulset_targets(
     kubectl.run("scale", "statefulset/decode", "--replicas=7", "-n", namespace)
     wait_replicas(operator, kubectl, "statefulset", "decode", namespace, 2)
 
-    scaled = kubectl.run(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        "reason=Scaled",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ).stdout
+    scaled = kubectl.events(namespace, "reason=Scaled")
     assert "decode (StatefulSet" in scaled and "7 -> 2" in scaled
     assert_untouched_by_kopf(kubectl, "deployment", ["router", "prefill", "cache"], namespace)
     assert_untouched_by_kopf(kubectl, "statefulset", ["decode"], namespace)
@@ -210,32 +195,6 @@ def test_deleting_the_rsg_retains_every_target_at_its_scale(
     assert_untouched_by_kopf(kubectl, "deployment", ["router", "prefill"], namespace)
 
 
-def degraded(
-    operator: Operator, kubectl: Kubectl, name: str, namespace: str, reason: str
-) -> dict[str, Any]:
-    return operator.wait_for(
-        lambda: (
-            (c := condition(kubectl, name, namespace, "Degraded")).get("reason") == reason
-            and c.get("status") == "True"
-            and c
-        ),
-        what=f"Degraded {reason} on {name}",
-    )
-
-
-def warned(kubectl: Kubectl, namespace: str, reason: str) -> str:
-    return kubectl.run(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"type=Warning,reason={reason}",
-        "-o",
-        "jsonpath={.items[*].message}",
-    ).stdout
-
-
 @pytest.mark.parametrize(
     "missing, reason, named",
     [
@@ -256,9 +215,11 @@ def test_broken_reference_degrades_and_writes_nothing(
         targets[2] = target("decode", "Gadget", "example.com/v1")
     kubectl.apply(rsg("pool", inplace(targets, "router", prefill=3, decode=1)), namespace)
 
-    found = degraded(operator, kubectl, "pool", namespace, reason)
+    found = operator.wait_degraded(kubectl, "pool", namespace, "True", reason)
     assert named.format(ns=namespace) in found["message"]
-    operator.wait_for(lambda: warned(kubectl, namespace, reason), what=f"a {reason} event")
+    operator.wait_for(
+        lambda: kubectl.events(namespace, f"type=Warning,reason={reason}"), what=f"a {reason} event"
+    )
     for name in present:
         obj = kubectl.get("deployment", name, namespace)
         assert obj is not None and obj["spec"]["replicas"] == 2
@@ -274,18 +235,18 @@ def test_target_of_two_rsgs_stops_the_younger_one(
         rsg("first", inplace([target("router"), target("prefill")], "router", prefill=1)), namespace
     )
     operator.wait_for(
-        lambda: condition(kubectl, "first", namespace, "Ready").get("status") == "True",
+        lambda: kubectl.condition("first", namespace, "Ready").get("status") == "True",
         what="first Ready",
     )
     kubectl.apply(
         rsg("second", inplace([target("gateway"), target("prefill")], "gateway", prefill=3)),
         namespace,
     )
-    found = degraded(operator, kubectl, "second", namespace, "TargetConflict")
+    found = operator.wait_degraded(kubectl, "second", namespace, "True", "TargetConflict")
     assert f"{namespace}/first" in found["message"]
     kubectl.run("scale", "deployment/router", "--replicas=4", "-n", namespace)
     wait_replicas(operator, kubectl, "deployment", "prefill", namespace, 4)
-    assert condition(kubectl, "first", namespace, "Degraded").get("status") == "False"
+    assert kubectl.condition("first", namespace, "Degraded").get("status") == "False"
 
 
 def test_cycle_across_rsgs_degrades_and_writes_nothing(
@@ -298,7 +259,7 @@ def test_cycle_across_rsgs_degrades_and_writes_nothing(
     # Whichever RSG the operator saw first may have scaled before the cycle closed; once
     # both exist, both stop, and neither scales any more.
     for name in ("forward", "back"):
-        found = degraded(operator, kubectl, name, namespace, "SourceTargetCycle")
+        found = operator.wait_degraded(kubectl, name, namespace, "True", "SourceTargetCycle")
         assert "Deployment" in found["message"] and " -> " in found["message"]
     before = {n: replicas(kubectl, "deployment", n, namespace) for n in ("a", "b")}
     kubectl.run("scale", "deployment/a", "--replicas=5", "-n", namespace)

@@ -11,48 +11,11 @@ from tests.integration.workloads import writers
 from tests.specs import group_spec, inplace_spec, rsg
 
 
-def condition(kubectl: Kubectl, name: str, namespace: str, type_: str) -> dict[str, Any] | None:
-    found = kubectl.get("rsg", name, namespace) or {}
-    conditions = (found.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == type_), None)
-
-
-def wait_degraded(
-    operator: Operator,
-    kubectl: Kubectl,
-    name: str,
-    namespace: str,
-    status: str,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        found = condition(kubectl, name, namespace, "Degraded")
-        if found and found["status"] == status and (reason is None or found["reason"] == reason):
-            return found
-        return None
-
-    return operator.wait_for(probe, what=f"Degraded={status} {reason or ''} on {name}")
-
-
 def deployment(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
     kubectl.run("create", "deployment", name, "--image=registry.invalid/x:1", "-n", namespace)
     found = kubectl.get("deployment", name, namespace)
     assert found is not None
     return found
-
-
-def warning_events(kubectl: Kubectl, namespace: str, reason: str) -> list[str]:
-    out = kubectl.run(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"type=Warning,reason={reason}",
-        "-o",
-        "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
-    ).stdout
-    return [line for line in out.splitlines() if line]
 
 
 def test_missing_target_degrades_naming_it_and_writes_no_target(
@@ -61,15 +24,15 @@ def test_missing_target_degrades_naming_it_and_writes_no_target(
     prefill = deployment(kubectl, "prefill", namespace)
     kubectl.apply(rsg("units", group_spec()), namespace)
 
-    degraded = wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
+    degraded = operator.wait_degraded(kubectl, "units", namespace, "True", "TargetNotFound")
     assert f"Deployment {namespace}/decode" in degraded["message"]
     stored = kubectl.get("rsg", "units", namespace)
     assert stored is not None
     assert stored["status"]["observedGeneration"] == stored["metadata"]["generation"]
-    ready = condition(kubectl, "units", namespace, "Ready")
+    ready = kubectl.condition("units", namespace, "Ready")
     assert ready is not None and ready["status"] == "False"
     operator.wait_for(
-        lambda: warning_events(kubectl, namespace, "TargetNotFound"),
+        lambda: kubectl.events(namespace, "type=Warning,reason=TargetNotFound"),
         what="a TargetNotFound Warning event",
     )
 
@@ -85,10 +48,10 @@ def test_target_created_later_clears_degraded(
 ) -> None:
     deployment(kubectl, "prefill", namespace)
     kubectl.apply(rsg("units", group_spec()), namespace)
-    wait_degraded(operator, kubectl, "units", namespace, "True", "TargetNotFound")
+    operator.wait_degraded(kubectl, "units", namespace, "True", "TargetNotFound")
 
     deployment(kubectl, "decode", namespace)
-    healed = wait_degraded(operator, kubectl, "units", namespace, "False")
+    healed = operator.wait_degraded(kubectl, "units", namespace, "False")
     assert healed["reason"] == "AsExpected"
 
 
@@ -96,7 +59,7 @@ def test_new_generation_is_observed(operator: Operator, kubectl: Kubectl, namesp
     deployment(kubectl, "prefill", namespace)
     deployment(kubectl, "decode", namespace)
     kubectl.apply(rsg("units", group_spec()), namespace)
-    wait_degraded(operator, kubectl, "units", namespace, "False")
+    operator.wait_degraded(kubectl, "units", namespace, "False")
     kubectl.run("scale", "rsg/units", "--replicas=2", "-n", namespace)
 
     def observed() -> bool:
@@ -133,7 +96,7 @@ def test_runtime_problem_degrades_with_its_reason(
     spec = inplace_spec()
     edit(spec)
     kubectl.apply(rsg("pool", spec), namespace)
-    degraded = wait_degraded(operator, kubectl, "pool", namespace, "True", reason)
+    degraded = operator.wait_degraded(kubectl, "pool", namespace, "True", reason)
     assert named in degraded["message"]
 
 
@@ -143,7 +106,7 @@ def test_group_replication_refuses_a_kind_it_cannot_clone(
     spec = group_spec()
     spec["targetResources"][1] = {"name": "decode", "apiVersion": "batch/v1", "kind": "Job"}
     kubectl.apply(rsg("units", spec), namespace)
-    degraded = wait_degraded(operator, kubectl, "units", namespace, "True", "KindNotCloneable")
+    degraded = operator.wait_degraded(kubectl, "units", namespace, "True", "KindNotCloneable")
     assert "Job" in degraded["message"]
 
 
