@@ -33,3 +33,8 @@ def clone_name(prefix: str, index: int, name: str) -> str:
 
 def group_labels(rsg: str, prefix: str, index: int) -> dict[str, str]:
     return {NAME: rsg, GROUP_ID: group_id(prefix, index), GROUP_INDEX: str(index)}
+
+
+def clones_selector(rsg: str) -> str:
+    """Label selector of an RSG's clones (every group but the seed)."""
+    return f"{NAME}={rsg},{GROUP_INDEX}!={SEED_INDEX}"

@@ -30,8 +30,11 @@ def claim_of(body: kopf.Body) -> graph.Claim | None:
         return None
     namespace, name = body.metadata.namespace, body.metadata.name
     assert namespace is not None and name is not None
-    created = str(body.metadata.get("creationTimestamp") or "")
-    return inplace.claim(spec, spec.strategy, (namespace, name), created)
+    return inplace.claim(spec, spec.strategy, (namespace, name), _created(body))
+
+
+def _created(body: kopf.Body) -> str:
+    return str(body.metadata.get("creationTimestamp") or "")
 
 
 def watched(spec: api.RSGSpec | None, namespace: str, name: str) -> list[Selection]:
@@ -44,7 +47,7 @@ def watched(spec: api.RSGSpec | None, namespace: str, name: str) -> list[Selecti
         for t in spec.targets
     ]
     if isinstance(spec.strategy, api.GroupReplication):
-        clones = f"{labels.NAME}={name},{labels.GROUP_INDEX}!={labels.SEED_INDEX}"
+        clones = labels.clones_selector(name)
         selections += sorted(
             {
                 Selection(t.api_version, t.kind, namespace, label_selector=clones)
@@ -68,8 +71,7 @@ async def reconcile(
     result = Report(problems=resolution.problems)
     if spec is not None and not result.problems:
         if isinstance(spec.strategy, api.InplaceScaling):
-            mine = claim_of(body)
-            assert mine is not None
+            mine = inplace.claim(spec, spec.strategy, (namespace, name), _created(body))
             result = await inplace.reconcile(
                 kube, spec, spec.strategy, resolution.objects, mine, claims
             )

@@ -133,7 +133,7 @@ async def _clones(
     """Every clone of this RSG by group index; objects that are ours but fit no current
     target (a target removed from the spec, a changed prefix) are deleted."""
     groups: dict[int, Members] = {}
-    selector = f"{labels.NAME}={rsg.name},{labels.GROUP_INDEX}!={labels.SEED_INDEX}"
+    selector = labels.clones_selector(rsg.name)
     kinds_seen: set[tuple[str, str]] = set()
     for target in spec.targets:
         if (target.api_version, target.kind) in kinds_seen:

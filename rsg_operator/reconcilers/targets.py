@@ -43,8 +43,19 @@ async def check(kube: Kube, raw_spec: Any, namespace: str, settings: Settings) -
 def static_problems(spec: api.RSGSpec, namespace: str, settings: Settings) -> list[Problem]:
     """Rules that need the operator's settings but not the cluster."""
     problems = []
+    grouped = isinstance(spec.strategy, api.GroupReplication)
     for target in spec.targets:
-        if not settings.allow_cross_namespace and target.namespace_or(namespace) != namespace:
+        elsewhere = target.namespace_or(namespace) != namespace
+        if elsewhere and grouped:
+            # Clones are owned by the RSG, and ownerReferences cannot cross namespaces.
+            problems.append(
+                Problem(
+                    Reason.CROSS_NAMESPACE_TARGET,
+                    f"{target.describe()} is in namespace {target.namespace}, not {namespace}; "
+                    "GroupReplication clones only targets in the RSG's own namespace",
+                )
+            )
+        elif elsewhere and not settings.allow_cross_namespace:
             problems.append(
                 Problem(
                     Reason.CROSS_NAMESPACE_TARGET,
@@ -52,9 +63,7 @@ def static_problems(spec: api.RSGSpec, namespace: str, settings: Settings) -> li
                     "start the operator with --allow-cross-namespace to permit this",
                 )
             )
-        if isinstance(spec.strategy, api.GroupReplication) and not kinds.is_cloneable(
-            target.api_version, target.kind
-        ):
+        if grouped and not kinds.is_cloneable(target.api_version, target.kind):
             message = str(kinds.NotCloneable(target.api_version, target.kind))
             problems.append(Problem(Reason.KIND_NOT_CLONEABLE, f"{target.name}: {message}"))
     return problems
