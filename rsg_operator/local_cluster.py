@@ -9,6 +9,8 @@ ServiceAccount), and stops them leaving no process behind.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import ipaddress
 import os
@@ -31,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 SERVICE_CIDR = "10.0.0.0/24"
 
@@ -226,6 +229,11 @@ class LocalControlPlane:
             stdout=subprocess.DEVNULL,
         )
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running components, by binary name."""
+        return {name: process.pid for name, process in self._processes.items()}
+
     def wait(self) -> int:
         """Block until one of the processes exits (returns its code) or Ctrl-C (returns 0)."""
         try:
@@ -249,6 +257,8 @@ class LocalControlPlane:
             stdin=subprocess.DEVNULL,
             # Own process group: a Ctrl-C on the terminal reaches us, and we stop them.
             start_new_session=True,
+            # And if we die without stopping them (SIGKILL), the kernel stops them.
+            preexec_fn=_die_with_parent,
         )
 
     def _start_etcd(self) -> None:
@@ -370,6 +380,15 @@ class LocalControlPlane:
         raise ControlPlaneError(
             f"timed out after {self.startup_timeout:.0f}s waiting for {what}; logs in {self.logs}"
         )
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent dies."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: stop() is then the only way out
 
 
 def _http_ok(url: str) -> bool:

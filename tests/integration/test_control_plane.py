@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rsg_operator.local_cluster import LocalControlPlane
 from tests.integration.conftest import Kubectl, wait_for
 
 
@@ -36,3 +43,46 @@ def test_deployment_gets_a_replicaset_from_the_controller_manager(
         what="pods of ReplicaSet web",
     )
     assert len(pods) == 2
+
+
+def test_no_process_is_left_behind_when_its_owner_is_killed(
+    control_plane: LocalControlPlane,
+) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER_SCRIPT, str(control_plane.bin_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    pids = json.loads(owner.stdout.readline())
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    owner.kill()  # SIGKILL: no cleanup code of the owner runs
+    owner.wait()
+    wait_for(
+        lambda: not any(alive(pid) for pid in pids.values()),
+        timeout=30,
+        what="control-plane processes to exit",
+    )
+
+
+OWNER_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from rsg_operator.local_cluster import LocalControlPlane
+plane = LocalControlPlane(bin_dir=Path(sys.argv[1]))
+plane.start()
+print(json.dumps(plane.pids), flush=True)
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
