@@ -257,7 +257,7 @@ class LocalControlPlane:
             stdin=subprocess.DEVNULL,
             # Own process group: a Ctrl-C on the terminal reaches us, and we stop them.
             start_new_session=True,
-            # And if we die without stopping them (SIGKILL), the kernel stops them.
+            # And if we die without stopping them (SIGKILL), the kernel kills them.
             preexec_fn=_die_with_parent,
         )
 
@@ -383,10 +383,11 @@ class LocalControlPlane:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux for SIGTERM when the parent dies."""
+    """In the child, before exec: ask Linux for SIGKILL when the parent dies (SIGTERM
+    would let the apiserver wait on an etcd that is stopping too; the data is throwaway)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass  # not Linux: stop() is then the only way out
 
