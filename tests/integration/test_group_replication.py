@@ -335,3 +335,57 @@ def test_a_deleted_clone_is_recreated(operator: Operator, kubectl: Kubectl, name
     )
     completed = kubectl.events(namespace, "reason=GroupCompleted")
     assert "completed unit-02: created Deployment decode" in completed
+
+
+def mark_pods_ready(kubectl: Kubectl, namespace: str) -> int:
+    """Stand in for a kubelet: report every pod of the namespace Running and Ready."""
+    pods = kubectl.run("get", "pods", "-n", namespace, "-o", "name").stdout.split()
+    for pod in pods:
+        kubectl.run(
+            "patch",
+            pod,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}',
+        )
+    return len(pods)
+
+
+def test_groups_turn_ready_when_their_pods_are_ready(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 2), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=2)), namespace)
+    wait_groups(
+        operator, kubectl, "pool", namespace, ["unit-01", "unit-02"], {"prefill", "unit-02-prefill"}
+    )
+    assert [g["phase"] for g in status(kubectl, "pool", namespace)["groups"]] == [
+        "Creating",
+        "Creating",
+    ]
+    assert kubectl.condition("pool", namespace, "Progressing")["status"] == "True"
+    operator.wait_for(lambda: mark_pods_ready(kubectl, namespace) == 4, what="four pods")
+
+    operator.wait_for(
+        lambda: status(kubectl, "pool", namespace).get("readyReplicas") == 2,
+        what="both groups ready",
+    )
+    groups = status(kubectl, "pool", namespace)["groups"]
+    assert [g["phase"] for g in groups] == ["Ready", "Ready"]
+    assert groups[1]["members"] == [
+        {
+            "kind": "Deployment",
+            "name": "unit-02-prefill",
+            "replicas": 2,
+            "readyReplicas": 2,
+            "podSelector": "app=prefill,resourcescalinggroup.com/group-id=unit-02,"
+            "resourcescalinggroup.com/group-index=2,resourcescalinggroup.com/name=pool",
+        }
+    ]
+    assert status(kubectl, "pool", namespace)["labelSelector"] == "app=prefill"
+    assert kubectl.condition("pool", namespace, "Progressing")["status"] == "False"
+    row = kubectl.run("get", "rsg", "pool", "-n", namespace, "--no-headers").stdout.split()
+    assert row[1:5] == ["GroupReplication", "2", "2", "2"]
