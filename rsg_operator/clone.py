@@ -9,6 +9,7 @@ deleting the RSG garbage-collects it).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ OWN_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
     "deployment.kubernetes.io/revision",
     labels.SEED_REPLICAS,
+    labels.TEMPLATE_HASH,
 )
 # Service fields the apiserver allocates per object.
 SERVICE_ALLOCATED = ("clusterIP", "clusterIPs", "healthCheckNodePort")
@@ -97,7 +99,43 @@ def clone(template: dict[str, Any], owner: Owner, prefix: str, index: int) -> di
             spec["clusterIP"] = "None"
         for port in spec.get("ports") or []:
             port.pop("nodePort", None)
+    meta.setdefault("annotations", {})[labels.TEMPLATE_HASH] = template_hash(obj)
     return obj
+
+
+def template_hash(obj: dict[str, Any]) -> str:
+    """A short, stable digest of a clone as made from its template (hash excluded)."""
+    content = copy.deepcopy(obj)
+    (content["metadata"].get("annotations") or {}).pop(labels.TEMPLATE_HASH, None)
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
+
+
+def outdated(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether an existing clone was made from another template than `wanted` was."""
+
+    def digest(obj: dict[str, Any]) -> str | None:
+        return (obj["metadata"].get("annotations") or {}).get(labels.TEMPLATE_HASH)
+
+    return digest(current) != digest(wanted)
+
+
+def updated(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The replacement of an existing clone by `wanted`: what the server allocated for the
+    existing object (resourceVersion for the update, a Service's addresses) is kept."""
+    replacement = copy.deepcopy(wanted)
+    replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    if wanted["kind"] == "Service":
+        old, new = current.get("spec") or {}, replacement.setdefault("spec", {})
+        for key in SERVICE_ALLOCATED:
+            if key in old:
+                new[key] = old[key]
+        ports = {(p.get("name"), p.get("port")): p for p in old.get("ports") or []}
+        for port in new.get("ports") or []:
+            allocated = ports.get((port.get("name"), port.get("port")), {}).get("nodePort")
+            if allocated is not None:
+                port["nodePort"] = allocated
+    return replacement
 
 
 def replica_counts(obj: dict[str, Any]) -> dict[str, int]:

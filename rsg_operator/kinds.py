@@ -37,6 +37,9 @@ class Layout:
     selector: tuple[str, ...] | None = None
     # JSON pointers of replica counts, for taking a seed member to 0 and back.
     replicas: tuple[str, ...] = ()
+    # Whether status reports replicas/updatedReplicas/readyReplicas per template revision
+    # (what "rollout complete" is judged on).
+    reports_updates: bool = False
 
 
 LAYOUTS: dict[tuple[str, str], Layout] = {
@@ -44,11 +47,13 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
         templates=(("spec", "template"),),
         selector=("spec", "selector", "matchLabels"),
         replicas=("/spec/replicas",),
+        reports_updates=True,
     ),
     ("apps", "StatefulSet"): Layout(
         templates=(("spec", "template"),),
         selector=("spec", "selector", "matchLabels"),
         replicas=("/spec/replicas",),
+        reports_updates=True,
     ),
     ("", "Service"): Layout(selector=("spec", "selector")),
     ("", "ConfigMap"): Layout(),
@@ -62,6 +67,7 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
             ("spec", "leaderWorkerTemplate", "workerTemplate"),
         ),
         replicas=("/spec/replicas",),
+        reports_updates=True,
     ),
 }
 

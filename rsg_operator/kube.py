@@ -213,6 +213,14 @@ class Kube:
                 return None
             raise
 
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace (PUT) an object; its metadata.resourceVersion guards the update."""
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        path = resource.path(name=meta["name"], namespace=meta.get("namespace"))
+        replaced = await self.request("PUT", path, obj, query=FIELD_MANAGER)
+        return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **replaced}
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete an object (dependents collected in the background); gone already is fine."""
         resource = await self.resource(api_version, kind)

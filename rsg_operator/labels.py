@@ -10,6 +10,8 @@ GROUP_ID = f"{PREFIX}/group-id"
 GROUP_INDEX = f"{PREFIX}/group-index"
 # On a seed member taken to 0 with its group: the replica counts to restore (JSON).
 SEED_REPLICAS = f"{PREFIX}/seed-replicas"
+# On a clone: a hash of what it was made from, so a changed seed is seen as one.
+TEMPLATE_HASH = f"{PREFIX}/template-hash"
 
 SEED_INDEX = 1
 

@@ -91,15 +91,51 @@ async def reconcile(
             await _create_members(kube, spec, seed, rsg, prefix, index, groups[index], spec.targets)
         result.events.append(("GroupCreated", f"created {labels.group_id(prefix, index)}"))
 
+    rollout = await _roll_out(kube, seed, rsg, prefix, groups, result)
     result.fields = _status(spec, prefix, seed, groups)
     ready = result.fields["readyReplicas"]
     waiting = [g["id"] for g in result.fields["groups"] if g["phase"] != "Ready"]
+    progress = rollout or (f"waiting for {', '.join(waiting)} to become ready" if waiting else None)
     result.healthy = Healthy(
         "GroupsReconciled",
         f"{len(groups)}/{strategy.replicas} groups exist, {ready} ready",
-        f"waiting for {', '.join(waiting)} to become ready" if waiting else None,
+        progress,
     )
     return result
+
+
+async def _roll_out(
+    kube: Kube, seed: Members, rsg: Rsg, prefix: str, groups: dict[int, Members], result: Report
+) -> str | None:
+    """Bring clones made from an older seed template up to date, one group at a time.
+
+    A group is updated only when every other group (the seed included, which the user
+    changed) has observed its generation and is ready, so a bad template stops after one
+    group instead of rolling through the fleet. Returns what is under way, if anything."""
+    wanted = {
+        index: {tid: clone.clone(seed[tid], rsg.owner, prefix, index) for tid in members}
+        for index, members in groups.items()
+        if index != labels.SEED_INDEX
+    }
+    stale = [
+        index
+        for index in sorted(wanted)
+        if any(clone.outdated(groups[index][tid], obj) for tid, obj in wanted[index].items())
+    ]
+    if not stale:
+        return None
+    ids = ", ".join(labels.group_id(prefix, i) for i in stale)
+    busy = [i for i in sorted(groups) if i not in stale and not _group_ready(groups[i])]
+    if busy:
+        waiting = ", ".join(labels.group_id(prefix, i) for i in busy)
+        return f"template change: {ids} wait until {waiting} observed it and are ready"
+    index = stale[0]
+    for tid, obj in wanted[index].items():
+        if clone.outdated(groups[index][tid], obj):
+            groups[index][tid] = await kube.replace(clone.updated(groups[index][tid], obj))
+    group = labels.group_id(prefix, index)
+    result.events.append(("GroupUpdated", f"updated {group} to the seed group's template"))
+    return f"template change: updated {group}; waiting for it before {len(stale) - 1} more"
 
 
 async def release(kube: Kube, spec: api.RSGSpec, namespace: str) -> None:
@@ -281,9 +317,7 @@ def _status(
     reported = []
     for index, members in sorted(groups.items()):
         entries = [_member(members[t.id]) for t in spec.targets if t.id in members]
-        ready = all(
-            e.get("readyReplicas", 0) >= e.get("replicas", 0) for e in entries if "replicas" in e
-        ) and len(entries) == len(spec.targets)
+        ready = _group_ready(members) and len(entries) == len(spec.targets)
         reported.append(
             {
                 "id": labels.group_id(prefix, index),
@@ -300,6 +334,29 @@ def _status(
         "labelSelector": _selector(first) or "",
         "groups": reported,
     }
+
+
+def _group_ready(members: Members) -> bool:
+    """Every member has observed its latest generation and has its replicas ready."""
+    return all(_member_ready(obj) for obj in members.values())
+
+
+def _member_ready(obj: dict[str, Any]) -> bool:
+    """Its rollout is complete (as `kubectl rollout status` judges it): the latest
+    generation is observed, every replica runs the latest template, no older replica is
+    left, and all are ready."""
+    status = obj.get("status") or {}
+    observed = status.get("observedGeneration")
+    if observed is not None and observed < obj["metadata"].get("generation", 0):
+        return False
+    entry = _member(obj)
+    wanted = int(entry.get("replicas", 0))
+    if kinds.layout(obj["apiVersion"], obj["kind"]).reports_updates:
+        # Counts of 0 are omitted from status: absent means 0, not "unknown".
+        updated = int(status.get("updatedReplicas", 0))
+        if updated < wanted or int(status.get("replicas", 0)) > updated:
+            return False
+    return int(entry.get("readyReplicas", 0)) >= wanted
 
 
 def _member(obj: dict[str, Any]) -> dict[str, Any]:

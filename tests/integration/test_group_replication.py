@@ -337,10 +337,10 @@ def test_a_deleted_clone_is_recreated(operator: Operator, kubectl: Kubectl, name
     assert "completed unit-02: created Deployment decode" in completed
 
 
-def mark_pods_ready(kubectl: Kubectl, namespace: str) -> int:
-    """Stand in for a kubelet: report every pod of the namespace Running and Ready."""
-    pods = kubectl.run("get", "pods", "-n", namespace, "-o", "name").stdout.split()
-    for pod in pods:
+def mark_pods_ready(kubectl: Kubectl, namespace: str, selector: str = "") -> int:
+    """Stand in for a kubelet: report the selected pods Running and Ready."""
+    pods = kubectl.run("get", "pods", "-n", namespace, "-l", selector, "-o", "name").stdout.split()
+    for pod in pods:  # a pod may be gone by now (rolling update): no check
         kubectl.run(
             "patch",
             pod,
@@ -350,6 +350,7 @@ def mark_pods_ready(kubectl: Kubectl, namespace: str) -> int:
             "--type=merge",
             "-p",
             '{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}',
+            check=False,
         )
     return len(pods)
 
@@ -389,3 +390,65 @@ def test_groups_turn_ready_when_their_pods_are_ready(
     assert kubectl.condition("pool", namespace, "Progressing")["status"] == "False"
     row = kubectl.run("get", "rsg", "pool", "-n", namespace, "--no-headers").stdout.split()
     assert row[1:5] == ["GroupReplication", "2", "2", "2"]
+
+
+def image(kubectl: Kubectl, name: str, namespace: str) -> str:
+    found = kubectl.get("deployment", name, namespace) or {}
+    return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_a_seed_template_change_rolls_through_groups_one_at_a_time(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=3)), namespace)
+    operator.wait_for(
+        lambda: (
+            mark_pods_ready(kubectl, namespace) >= 0
+            and status(kubectl, "pool", namespace).get("readyReplicas") == 3
+        ),
+        what="three ready groups",
+    )
+    kubectl.run(
+        "set", "image", "deployment/prefill", "prefill=registry.invalid/x:2", "-n", namespace
+    )
+    # The seed's new pods are not ready: no clone may change yet.
+    operator.wait_for(
+        lambda: (
+            "wait until unit-01"
+            in kubectl.condition("pool", namespace, "Progressing").get("message", "")
+        ),
+        what="the rollout held back by the seed group",
+    )
+    assert image(kubectl, "unit-02-prefill", namespace) == "registry.invalid/x:1"
+    assert image(kubectl, "unit-03-prefill", namespace) == "registry.invalid/x:1"
+
+    # The seed's new pod turns ready: the first clone group follows, and only that one.
+    seed_pods = f"app=prefill,!{GROUP_ID}"
+    operator.wait_for(
+        lambda: (
+            mark_pods_ready(kubectl, namespace, seed_pods) >= 0
+            and image(kubectl, "unit-02-prefill", namespace) == "registry.invalid/x:2"
+        ),
+        what="unit-02 updated",
+    )
+    operator.wait_for(
+        lambda: (
+            "wait until unit-02"
+            in kubectl.condition("pool", namespace, "Progressing").get("message", "")
+        ),
+        what="the rollout held back by unit-02",
+    )
+    assert image(kubectl, "unit-03-prefill", namespace) == "registry.invalid/x:1"
+
+    operator.wait_for(
+        lambda: (
+            mark_pods_ready(kubectl, namespace) >= 0
+            and image(kubectl, "unit-03-prefill", namespace) == "registry.invalid/x:2"
+        ),
+        what="unit-03 updated",
+    )
+    assert "updated unit-02" in kubectl.events(namespace, "reason=GroupUpdated")
+    clone = kubectl.get("deployment", "unit-03-prefill", namespace)
+    assert clone is not None
+    assert clone["spec"]["selector"]["matchLabels"][GROUP_ID] == "unit-03"

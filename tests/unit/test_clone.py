@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from rsg_operator import kinds
-from rsg_operator.clone import Owner, clone, replica_counts
+from rsg_operator.clone import Owner, clone, outdated, replica_counts, template_hash, updated
 
+HASH = "resourcescalinggroup.com/template-hash"
 OWNER = Owner("resourcescalinggroup.com/v1", "ResourceScalingGroup", "pd", "uid-1")
 GROUP = {
     "resourcescalinggroup.com/name": "pd",
@@ -59,7 +60,7 @@ def test_deployment_clone_is_renamed_labelled_owned_and_clean() -> None:
         "name": "unit-03-prefill",
         "namespace": "ai",
         "labels": {"app": "prefill", **GROUP},
-        "annotations": {"team": "ml"},
+        "annotations": {"team": "ml", HASH: template_hash(obj)},
         "ownerReferences": [
             {
                 "apiVersion": OWNER.api_version,
@@ -152,3 +153,38 @@ def test_a_kind_outside_the_allowlist_has_no_layout() -> None:
     assert not kinds.is_cloneable("batch/v1", "Job")
     with pytest.raises(kinds.NotCloneable, match=r"cannot clone kind Job .* Deployment"):
         clone({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}}, OWNER, "u", 2)
+
+
+def test_the_template_hash_changes_with_the_seed_and_only_then() -> None:
+    seed = deployment()
+    first = clone(seed, OWNER, "unit", 2)
+    seed["metadata"]["resourceVersion"] = "10"  # server bookkeeping: not a change
+    seed["status"] = {"replicas": 5}
+    assert not outdated(first, clone(seed, OWNER, "unit", 2))
+    seed["spec"]["template"]["spec"]["containers"][0]["image"] = "vllm:2"
+    assert outdated(first, clone(seed, OWNER, "unit", 2))
+    seed = deployment()
+    seed["spec"]["replicas"] = 3
+    assert outdated(first, clone(seed, OWNER, "unit", 2))
+
+
+def test_an_update_keeps_what_the_server_allocated() -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "router"},
+        "spec": {
+            "selector": {"app": "r"},
+            "type": "NodePort",
+            "ports": [{"name": "http", "port": 80}],
+        },
+    }
+    wanted = clone(service, OWNER, "unit", 2)
+    current = copy.deepcopy(wanted)
+    current["metadata"]["resourceVersion"] = "42"
+    current["spec"].update(clusterIP="10.0.0.9", clusterIPs=["10.0.0.9"])
+    current["spec"]["ports"][0]["nodePort"] = 30080
+    replacement = updated(current, wanted)
+    assert replacement["metadata"]["resourceVersion"] == "42"
+    assert replacement["spec"]["clusterIP"] == "10.0.0.9"
+    assert replacement["spec"]["ports"] == [{"name": "http", "port": 80, "nodePort": 30080}]
