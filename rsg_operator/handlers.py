@@ -9,21 +9,17 @@ bookkeeping on the RSG alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from typing import Any
 
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from rsg_operator import api, graph
 from rsg_operator.kube import Kube, load_configuration
 from rsg_operator.reconcilers import driver
 from rsg_operator.settings import Settings
-from rsg_operator.watching import Watches
 
 RSG = (api.GROUP, api.VERSION, api.PLURAL)
-RETRY_SECONDS = 1.0
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -64,8 +60,7 @@ def rsg_claims(
     key = (body.metadata.namespace, body.metadata.name)
     if memo.setdefault("claims_seen", {}).get(key) != found:
         memo.claims_seen[key] = found
-        for wakeup in memo.get("wakeups", {}).values():
-            wakeup.set()
+        _wake_all(memo)
     return None if found is None else {found.rsg: found}
 
 
@@ -76,6 +71,7 @@ async def wake(uid: str, memo: kopf.Memo, **_: Any) -> None:
 
 async def release(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await driver.release(memo.kube, body)
+    _wake_all(memo)  # its edges are gone: a cycle or a contested Target may be resolved
 
 
 async def drive(
@@ -87,41 +83,21 @@ async def drive(
     **kwargs: Any,
 ) -> None:
     rsg_claims: kopf.Index[graph.RsgKey, graph.Claim] = kwargs["rsg_claims"]
-    settings: Settings = memo.settings
     wakeup = memo.wakeups.setdefault(uid, asyncio.Event())
-    watches = Watches(memo.kube, wakeup, logger)
-    failures = 0
     try:
-        while not stopped:
-            wakeup.clear()
-            claims = [claim for store in rsg_claims.values() for claim in store]
-            try:
-                members = await driver.reconcile(memo.kube, body, settings, claims, logger)
-            except ApiException as error:
-                # Retried with a doubling delay (1 s up to the resync period); the event
-                # tells the user why, once per failure streak.
-                message = f"reconcile failed: {error.status} {error.reason}"
-                logger.error(message)
-                if failures == 0:
-                    kopf.warn(body, reason="ReconcileFailed", message=message)
-                delay = min(RETRY_SECONDS * 2**failures, settings.resync_seconds)
-                failures += 1
-                await _first_of(stopped.wait(), timeout=delay)
-                continue
-            failures = 0
-            watches.watch(members)
-            await _first_of(wakeup.wait(), stopped.wait(), timeout=settings.resync_seconds)
+        await driver.drive(
+            memo.kube,
+            body,
+            memo.settings,
+            lambda: [claim for store in rsg_claims.values() for claim in store],
+            wakeup,
+            stopped,
+            logger,
+        )
     finally:
-        await watches.stop()
         memo.wakeups.pop(uid, None)
 
 
-async def _first_of(*waits: Any, timeout: float) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def _wake_all(memo: kopf.Memo) -> None:
+    for wakeup in memo.get("wakeups", {}).values():
+        wakeup.set()

@@ -1,23 +1,77 @@
-"""One reconcile of one RSG: resolve, dispatch by strategy, write status and events.
+"""The driver of one RSG: when to reconcile, and one reconcile (resolve, dispatch by
+strategy, write status and events).
 
-Called by the RSG's daemon (handlers.py). Truth is read from the cluster each time;
+Run by the RSG's kopf daemon (handlers.py). Truth is read from the cluster each time;
 nothing is carried over between reconciles but what the status says.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from rsg_operator import api, graph, labels, status
 from rsg_operator.kube import Kube, Selection
 from rsg_operator.reconcilers import group_replication, inplace, targets
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.settings import Settings
+from rsg_operator.watching import Watches
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+RETRY_SECONDS = 1.0
+
+
+async def drive(
+    kube: Kube,
+    body: kopf.Body,
+    settings: Settings,
+    claims: Callable[[], list[graph.Claim]],
+    wakeup: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    logger: Logger,
+) -> None:
+    """Reconcile on start, on `wakeup` (member watches, spec changes) and every resync
+    period, one reconcile at a time, until `stopped`."""
+    watches = Watches(kube, wakeup, logger)
+    failures = 0
+    try:
+        while not stopped:
+            wakeup.clear()
+            try:
+                selections = await reconcile(kube, body, settings, claims(), logger)
+            except ApiException as error:
+                # Retried with a doubling delay (1 s up to the resync period); the event
+                # tells the user why, once per failure streak.
+                message = f"reconcile failed: {error.status} {error.reason}"
+                logger.error(message)
+                if failures == 0:
+                    kopf.warn(body, reason="ReconcileFailed", message=message)
+                delay = min(RETRY_SECONDS * 2**failures, settings.resync_seconds)
+                failures += 1
+                await _first_of(stopped.wait(), timeout=delay)
+                continue
+            failures = 0
+            watches.watch(selections)
+            await _first_of(wakeup.wait(), stopped.wait(), timeout=settings.resync_seconds)
+    finally:
+        await watches.stop()
+
+
+async def _first_of(*waits: Awaitable[Any], timeout: float) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def claim_of(body: kopf.Body) -> graph.Claim | None:
