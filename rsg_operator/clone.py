@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,17 @@ class Owner:
         }
 
 
-def clone(template: dict[str, Any], owner: Owner, prefix: str, index: int) -> dict[str, Any]:
-    """The clone of `template` (a seed member as read from the API) for group `index`."""
+def clone(
+    template: dict[str, Any],
+    owner: Owner,
+    prefix: str,
+    index: int,
+    members: Collection[str] = (),
+) -> dict[str, Any]:
+    """The clone of `template` (a seed member as read from the API) for group `index`.
+
+    `members` names the seed group's members: a reference to one of them (a StatefulSet's
+    serviceName) is pointed at that member's clone in the same group."""
     api_version, kind = template["apiVersion"], template["kind"]
     layout = kinds.layout(api_version, kind)
     group = labels.group_labels(owner.name, prefix, index)
@@ -90,6 +100,11 @@ def clone(template: dict[str, Any], owner: Owner, prefix: str, index: int) -> di
         selector = _ensure(obj, layout.selector)
         # A Service selects its group's pods by group id; workload selectors take all three.
         selector.update({labels.GROUP_ID: group[labels.GROUP_ID]} if kind == "Service" else group)
+    if layout.group_reference is not None:
+        *parents, last = layout.group_reference
+        holder = _ensure(obj, tuple(parents))
+        if holder.get(last) in members:
+            holder[last] = labels.clone_name(prefix, index, holder[last])
     if kind == "Service":
         spec = obj.get("spec") or {}
         headless = spec.get("clusterIP") == "None"

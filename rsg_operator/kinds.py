@@ -40,6 +40,9 @@ class Layout:
     # Whether status reports replicas/updatedReplicas/readyReplicas per template revision
     # (what "rollout complete" is judged on).
     reports_updates: bool = False
+    # Path of a reference by name to another object of the same group (a StatefulSet's
+    # governing Service): a clone refers to its own group's clone of it.
+    group_reference: tuple[str, ...] | None = None
 
 
 LAYOUTS: dict[tuple[str, str], Layout] = {
@@ -54,6 +57,7 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
         selector=("spec", "selector", "matchLabels"),
         replicas=("/spec/replicas",),
         reports_updates=True,
+        group_reference=("spec", "serviceName"),
     ),
     ("", "Service"): Layout(selector=("spec", "selector")),
     ("", "ConfigMap"): Layout(),

@@ -113,7 +113,7 @@ async def _roll_out(
     changed) has observed its generation and is ready, so a bad template stops after one
     group instead of rolling through the fleet. Returns what is under way, if anything."""
     wanted = {
-        index: {tid: clone.clone(seed[tid], rsg.owner, prefix, index) for tid in members}
+        index: {tid: _clone(seed, tid, rsg, prefix, index) for tid in members}
         for index, members in groups.items()
         if index != labels.SEED_INDEX
     }
@@ -239,6 +239,12 @@ async def _label_seed(kube: Kube, obj: dict[str, Any], rsg: Rsg, prefix: str) ->
     return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
 
 
+def _clone(seed: Members, target_id: str, rsg: Rsg, prefix: str, index: int) -> dict[str, Any]:
+    """Group `index`'s clone of one seed member."""
+    names = {obj["metadata"]["name"] for obj in seed.values()}
+    return clone.clone(seed[target_id], rsg.owner, prefix, index, names)
+
+
 async def _create_members(
     kube: Kube,
     spec: api.RSGSpec,
@@ -250,7 +256,7 @@ async def _create_members(
     targets: tuple[api.Target, ...] | list[api.Target],
 ) -> None:
     for target in targets:
-        obj = clone.clone(seed[target.id], rsg.owner, prefix, index)
+        obj = _clone(seed, target.id, rsg, prefix, index)
         created = await kube.create(obj)
         if created is None:  # created by an earlier, interrupted reconcile
             created = await kube.get(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Kubectl, Operator, wait_for
-from tests.integration.workloads import deployment
+from tests.integration.workloads import deployment, statefulset
 from tests.specs import rsg
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -452,3 +452,39 @@ def test_a_seed_template_change_rolls_through_groups_one_at_a_time(
     clone = kubectl.get("deployment", "unit-03-prefill", namespace)
     assert clone is not None
     assert clone["spec"]["selector"]["matchLabels"][GROUP_ID] == "unit-03"
+
+
+def test_a_group_of_statefulset_and_headless_service_is_cloned_whole(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "db-headless"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]},
+    }
+    kubectl.apply(service, namespace)
+    database = statefulset("db", 1)
+    database["spec"]["serviceName"] = "db-headless"
+    kubectl.apply(database, namespace)
+    spec = {
+        "targetResources": [
+            {"name": "db", "apiVersion": "apps/v1", "kind": "StatefulSet"},
+            {"name": "db-headless", "apiVersion": "v1", "kind": "Service"},
+        ],
+        "scalingStrategy": {
+            "type": "GroupReplication",
+            "groupConfig": {"groupNamePrefix": "shard", "replicas": 2},
+        },
+    }
+    kubectl.apply(rsg("shards", spec), namespace)
+    operator.wait_for(
+        lambda: group_ids(kubectl, "shards", namespace) == ["shard-01", "shard-02"],
+        what="two shards",
+    )
+    clone = kubectl.get("statefulset", "shard-02-db", namespace)
+    headless = kubectl.get("service", "shard-02-db-headless", namespace)
+    assert clone is not None and headless is not None
+    assert clone["spec"]["serviceName"] == "shard-02-db-headless"
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == {"app": "db", GROUP_ID: "shard-02"}

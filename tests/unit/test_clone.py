@@ -188,3 +188,21 @@ def test_an_update_keeps_what_the_server_allocated() -> None:
     assert replacement["metadata"]["resourceVersion"] == "42"
     assert replacement["spec"]["clusterIP"] == "10.0.0.9"
     assert replacement["spec"]["ports"] == [{"name": "http", "port": 80, "nodePort": 30080}]
+
+
+def test_statefulset_clone_uses_its_groups_service() -> None:
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db-headless",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {}},
+        },
+    }
+    assert clone(sts, OWNER, "unit", 3, {"db", "db-headless"})["spec"]["serviceName"] == (
+        "unit-03-db-headless"
+    )
+    # A Service that is not part of the group is shared, as the seed shares it.
+    assert clone(sts, OWNER, "unit", 3, {"db"})["spec"]["serviceName"] == "db-headless"
