@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from rsg_operator.kinds import api_group
+
 GROUP = "resourcescalinggroup.com"
 VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -275,10 +277,6 @@ class Target:
     kind: str
     roles: tuple[str, ...] = ()
 
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0]
-
     def namespace_or(self, default: str) -> str:
         return self.namespace or default
 
@@ -300,7 +298,7 @@ class Member:
     def identity(self) -> tuple[str, str, str, str, str | None]:
         """Who this is whatever API version names it: (group, kind, namespace, name, role)."""
         return (
-            self.api_version.rpartition("/")[0],
+            api_group(self.api_version),
             self.kind,
             self.namespace,
             self.name,
