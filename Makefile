@@ -42,6 +42,7 @@ lint: install
 	$(BIN)/ruff check rsg_operator tests
 	$(BIN)/ruff format --check rsg_operator tests
 	$(BIN)/mypy rsg_operator
+	$(BIN)/lint-imports
 
 unit: install
 	$(BIN)/pytest tests/unit
