@@ -213,12 +213,15 @@ class Kube:
                 return None
             raise
 
-    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Replace (PUT) an object; its metadata.resourceVersion guards the update."""
+    async def path_of(self, obj: dict[str, Any]) -> str:
+        """The API path of an object (with apiVersion, kind and metadata as read)."""
         resource = await self.resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        path = resource.path(name=meta["name"], namespace=meta.get("namespace"))
-        replaced = await self.request("PUT", path, obj, query=FIELD_MANAGER)
+        return resource.path(name=meta["name"], namespace=meta.get("namespace"))
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace (PUT) an object; its metadata.resourceVersion guards the update."""
+        replaced = await self.request("PUT", await self.path_of(obj), obj, query=FIELD_MANAGER)
         return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **replaced}
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:

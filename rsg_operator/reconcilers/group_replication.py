@@ -155,7 +155,7 @@ async def release(kube: Kube, spec: api.RSGSpec, namespace: str) -> None:
         }
         if drop:
             await kube.merge_patch(
-                _path(await kube.resource(target.api_version, target.kind), found),
+                await kube.path_of(found),
                 {"metadata": {"labels": drop}},
             )
 
@@ -222,20 +222,13 @@ def _created(members: Members) -> str:
 # ---------------------------------------------------------------------------- writing
 
 
-def _path(resource: Any, obj: dict[str, Any]) -> str:
-    meta = obj["metadata"]
-    path: str = resource.path(name=meta["name"], namespace=meta.get("namespace"))
-    return path
-
-
 async def _label_seed(kube: Kube, obj: dict[str, Any], rsg: Rsg, prefix: str) -> dict[str, Any]:
     """Seed members get the group labels on their metadata only, never their template."""
     wanted = labels.group_labels(rsg.name, prefix, labels.SEED_INDEX)
     present = obj["metadata"].get("labels") or {}
     if all(present.get(k) == v for k, v in wanted.items()):
         return obj
-    resource = await kube.resource(obj["apiVersion"], obj["kind"])
-    patched = await kube.merge_patch(_path(resource, obj), {"metadata": {"labels": wanted}})
+    patched = await kube.merge_patch(await kube.path_of(obj), {"metadata": {"labels": wanted}})
     return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
 
 
@@ -304,8 +297,7 @@ async def _restore_seed(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
 async def _json_patch(
     kube: Kube, obj: dict[str, Any], operations: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    resource = await kube.resource(obj["apiVersion"], obj["kind"])
-    patched = await kube.json_patch(_path(resource, obj), operations)
+    patched = await kube.json_patch(await kube.path_of(obj), operations)
     return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
 
 
