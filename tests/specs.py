@@ -22,16 +22,21 @@ def rsg(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def group_spec() -> dict[str, Any]:
+def target(name: str, kind: str = "Deployment", api_version: str = "apps/v1") -> dict[str, Any]:
+    """A targetResources entry in the flat form."""
+    return {"name": name, "apiVersion": api_version, "kind": kind}
+
+
+def group_spec(
+    *targets: dict[str, Any], prefix: str = "unit", replicas: int = 1, **scale_down: Any
+) -> dict[str, Any]:
+    """A GroupReplication spec; by default of Deployments prefill and decode."""
+    config: dict[str, Any] = {"groupNamePrefix": prefix, "replicas": replicas}
+    if scale_down:
+        config["scaleDown"] = scale_down
     return {
-        "targetResources": [
-            {"name": "prefill", "apiVersion": "apps/v1", "kind": "Deployment"},
-            {"name": "decode", "apiVersion": "apps/v1", "kind": "Deployment"},
-        ],
-        "scalingStrategy": {
-            "type": "GroupReplication",
-            "groupConfig": {"groupNamePrefix": "unit", "replicas": 1},
-        },
+        "targetResources": list(targets) or [target("prefill"), target("decode")],
+        "scalingStrategy": {"type": "GroupReplication", "groupConfig": config},
     }
 
 

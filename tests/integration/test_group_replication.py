@@ -11,25 +11,14 @@ import pytest
 
 from tests.integration.conftest import Kubectl, Operator, wait_for
 from tests.integration.workloads import deployment, statefulset
-from tests.specs import rsg
+from tests.specs import group_spec, rsg, target
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 GROUP_ID = "resourcescalinggroup.com/group-id"
 SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
 
 
-def group_spec(prefix: str = "unit", replicas: int = 1, **scale_down: Any) -> dict[str, Any]:
-    return {
-        "targetResources": [{"name": "prefill", "apiVersion": "apps/v1", "kind": "Deployment"}],
-        "scalingStrategy": {
-            "type": "GroupReplication",
-            "groupConfig": {
-                "groupNamePrefix": prefix,
-                "replicas": replicas,
-                "scaleDown": scale_down,
-            },
-        },
-    }
+PREFILL = target("prefill")
 
 
 def deployments(kubectl: Kubectl, namespace: str) -> set[str]:
@@ -174,7 +163,7 @@ def test_policy_picks_the_victim(
     removed: str,
 ) -> None:
     kubectl.apply(deployment("prefill", 1), namespace)
-    kubectl.apply(rsg("pool", group_spec(replicas=4, policy=policy)), namespace)
+    kubectl.apply(rsg("pool", group_spec(PREFILL, replicas=4, policy=policy)), namespace)
     everything = ["unit-01", "unit-02", "unit-03", "unit-04"]
     operator.wait_for(
         lambda: group_ids(kubectl, "pool", namespace) == everything, what="four groups"
@@ -182,19 +171,21 @@ def test_policy_picks_the_victim(
     # Make group 02 the newest: remove it, let the clock pass a second, create it again.
     created = max(g["creationTime"] for g in status(kubectl, "pool", namespace)["groups"])
     kubectl.apply(
-        rsg("pool", group_spec(replicas=3, policy=policy, candidates=["unit-02"])), namespace
+        rsg("pool", group_spec(PREFILL, replicas=3, policy=policy, candidates=["unit-02"])),
+        namespace,
     )
     operator.wait_for(
         lambda: "unit-02" not in group_ids(kubectl, "pool", namespace), what="unit-02 removed"
     )
     wait_for(lambda: second_passed(created), what="a new second")
-    kubectl.apply(rsg("pool", group_spec(replicas=4, policy=policy)), namespace)
+    kubectl.apply(rsg("pool", group_spec(PREFILL, replicas=4, policy=policy)), namespace)
     operator.wait_for(
         lambda: group_ids(kubectl, "pool", namespace) == everything, what="unit-02 back"
     )
 
     kubectl.apply(
-        rsg("pool", group_spec(replicas=3, policy=policy, candidates=candidates)), namespace
+        rsg("pool", group_spec(PREFILL, replicas=3, policy=policy, candidates=candidates)),
+        namespace,
     )
     operator.wait_for(lambda: len(group_ids(kubectl, "pool", namespace)) == 3, what="three groups")
     assert removed not in group_ids(kubectl, "pool", namespace)
@@ -207,7 +198,7 @@ def test_hpa_on_the_rsg_sets_the_group_count(
     operator: Operator, kubectl: Kubectl, namespace: str
 ) -> None:
     kubectl.apply(deployment("prefill", 1), namespace)
-    kubectl.apply(rsg("pool", group_spec(replicas=1)), namespace)
+    kubectl.apply(rsg("pool", group_spec(PREFILL, replicas=1)), namespace)
     operator.wait_for(
         lambda: status(kubectl, "pool", namespace).get("labelSelector"), what="status.labelSelector"
     )
@@ -251,7 +242,7 @@ def test_deleting_the_rsg_collects_clones_and_leaves_the_seed(
 ) -> None:
     kubectl.apply(deployment("prefill", 2), namespace)
     original = kubectl.get("deployment", "prefill", namespace)
-    kubectl.apply(rsg("pool", group_spec(replicas=3)), namespace)
+    kubectl.apply(rsg("pool", group_spec(PREFILL, replicas=3)), namespace)
     wait_groups(
         operator,
         kubectl,
@@ -279,9 +270,6 @@ def test_operator_killed_mid_scale_out_ends_with_exactly_the_groups(
     kubectl.apply(deployment("prefill", 1), namespace)
     kubectl.apply(deployment("decode", 1), namespace)
     spec = group_spec(replicas=1)
-    spec["targetResources"].append(
-        {"name": "decode", "apiVersion": "apps/v1", "kind": "Deployment"}
-    )
     kubectl.apply(rsg("pool", spec), namespace)
     operator.wait_for(
         lambda: group_ids(kubectl, "pool", namespace) == ["unit-01"], what="the seed group"
@@ -309,9 +297,6 @@ def test_a_deleted_clone_is_recreated(operator: Operator, kubectl: Kubectl, name
     kubectl.apply(deployment("prefill", 1), namespace)
     kubectl.apply(deployment("decode", 1), namespace)
     spec = group_spec(replicas=2)
-    spec["targetResources"].append(
-        {"name": "decode", "apiVersion": "apps/v1", "kind": "Deployment"}
-    )
     kubectl.apply(rsg("pool", spec), namespace)
     wait_groups(
         operator,
@@ -359,7 +344,7 @@ def test_groups_turn_ready_when_their_pods_are_ready(
     operator: Operator, kubectl: Kubectl, namespace: str
 ) -> None:
     kubectl.apply(deployment("prefill", 2), namespace)
-    kubectl.apply(rsg("pool", group_spec(replicas=2)), namespace)
+    kubectl.apply(rsg("pool", group_spec(PREFILL, replicas=2)), namespace)
     wait_groups(
         operator, kubectl, "pool", namespace, ["unit-01", "unit-02"], {"prefill", "unit-02-prefill"}
     )
@@ -397,11 +382,22 @@ def image(kubectl: Kubectl, name: str, namespace: str) -> str:
     return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+def wait_held_back_by(operator: Operator, kubectl: Kubectl, namespace: str, group: str) -> None:
+    """Wait until Progressing says the template rollout waits for `group`."""
+    operator.wait_for(
+        lambda: (
+            f"wait until {group}"
+            in kubectl.condition("pool", namespace, "Progressing").get("message", "")
+        ),
+        what=f"the rollout held back by {group}",
+    )
+
+
 def test_a_seed_template_change_rolls_through_groups_one_at_a_time(
     operator: Operator, kubectl: Kubectl, namespace: str
 ) -> None:
     kubectl.apply(deployment("prefill", 1), namespace)
-    kubectl.apply(rsg("pool", group_spec(replicas=3)), namespace)
+    kubectl.apply(rsg("pool", group_spec(PREFILL, replicas=3)), namespace)
     operator.wait_for(
         lambda: (
             mark_pods_ready(kubectl, namespace) >= 0
@@ -413,13 +409,7 @@ def test_a_seed_template_change_rolls_through_groups_one_at_a_time(
         "set", "image", "deployment/prefill", "prefill=registry.invalid/x:2", "-n", namespace
     )
     # The seed's new pods are not ready: no clone may change yet.
-    operator.wait_for(
-        lambda: (
-            "wait until unit-01"
-            in kubectl.condition("pool", namespace, "Progressing").get("message", "")
-        ),
-        what="the rollout held back by the seed group",
-    )
+    wait_held_back_by(operator, kubectl, namespace, "unit-01")
     assert image(kubectl, "unit-02-prefill", namespace) == "registry.invalid/x:1"
     assert image(kubectl, "unit-03-prefill", namespace) == "registry.invalid/x:1"
 
@@ -432,13 +422,7 @@ def test_a_seed_template_change_rolls_through_groups_one_at_a_time(
         ),
         what="unit-02 updated",
     )
-    operator.wait_for(
-        lambda: (
-            "wait until unit-02"
-            in kubectl.condition("pool", namespace, "Progressing").get("message", "")
-        ),
-        what="the rollout held back by unit-02",
-    )
+    wait_held_back_by(operator, kubectl, namespace, "unit-02")
     assert image(kubectl, "unit-03-prefill", namespace) == "registry.invalid/x:1"
 
     operator.wait_for(
@@ -467,16 +451,12 @@ def test_a_group_of_statefulset_and_headless_service_is_cloned_whole(
     database = statefulset("db", 1)
     database["spec"]["serviceName"] = "db-headless"
     kubectl.apply(database, namespace)
-    spec = {
-        "targetResources": [
-            {"name": "db", "apiVersion": "apps/v1", "kind": "StatefulSet"},
-            {"name": "db-headless", "apiVersion": "v1", "kind": "Service"},
-        ],
-        "scalingStrategy": {
-            "type": "GroupReplication",
-            "groupConfig": {"groupNamePrefix": "shard", "replicas": 2},
-        },
-    }
+    spec = group_spec(
+        target("db", "StatefulSet"),
+        target("db-headless", "Service", "v1"),
+        prefix="shard",
+        replicas=2,
+    )
     kubectl.apply(rsg("shards", spec), namespace)
     operator.wait_for(
         lambda: group_ids(kubectl, "shards", namespace) == ["shard-01", "shard-02"],

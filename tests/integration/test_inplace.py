@@ -21,13 +21,9 @@ from tests.integration.workloads import (
     widget,
     writers,
 )
-from tests.specs import rsg
+from tests.specs import rsg, target
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def target(name: str, kind: str = "Deployment", api_version: str = "apps/v1") -> dict[str, Any]:
-    return {"name": name, "apiVersion": api_version, "kind": kind}
 
 
 def inplace(targets: list[dict[str, Any]], source: str, **ratios: Any) -> dict[str, Any]:
