@@ -42,13 +42,12 @@ async def reconcile(
         return Report(problems=problems)
     namespace = mine.rsg[0]
     try:
-        scalers = [
-            await scaler_for(kube, spec.member(b, namespace), objects[b.target_id])
+        by_name = {
+            b.name: await scaler_for(kube, spec.member(b, namespace), objects[b.target_id])
             for b in strategy.bindings
-        ]
+        }
     except NotScalable as error:
         return Report(problems=[Problem(Reason.NOT_SCALABLE, str(error))])
-    by_name = dict(zip((b.name for b in strategy.bindings), scalers, strict=True))
     source_binding = strategy.source
     source = await by_name[source_binding.name].read()
     result = Report()
