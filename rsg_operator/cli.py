@@ -21,7 +21,11 @@ import kopf
 
 from rsg_operator import handlers
 from rsg_operator.local_cluster import ControlPlaneError, LocalControlPlane
-from rsg_operator.settings import Settings
+from rsg_operator.settings import (
+    DEFAULT_MAX_CONCURRENT_RECONCILES,
+    DEFAULT_RESYNC_SECONDS,
+    Settings,
+)
 
 log = logging.getLogger("rsg_operator")
 
@@ -45,9 +49,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     run.add_argument(
         "--resync-seconds",
-        type=float,
-        default=30.0,
-        help="re-check every RSG this often (default: 30)",
+        type=_positive,
+        default=DEFAULT_RESYNC_SECONDS,
+        help="re-check every RSG this often, a safety net behind the watches "
+        f"(default: {DEFAULT_RESYNC_SECONDS:.0f}, with 10%% jitter)",
+    )
+    run.add_argument(
+        "--max-concurrent-reconciles",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONCURRENT_RECONCILES,
+        help="reconcile at most this many RSGs at once "
+        f"(default: {DEFAULT_MAX_CONCURRENT_RECONCILES})",
     )
     run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("-v", "--verbose", action="store_true")
@@ -70,6 +82,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "'NAMESPACE=PATH' applies into a namespace",
         )
     return parser.parse_args(argv)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
 
 
 def cluster_configured(kubeconfig: Path | None) -> bool:
@@ -105,11 +131,18 @@ def local_control_plane(args: argparse.Namespace) -> Iterator[LocalControlPlane]
 
 def run(args: argparse.Namespace) -> None:
     settings = Settings(
-        allow_cross_namespace=args.allow_cross_namespace, resync_seconds=args.resync_seconds
+        allow_cross_namespace=args.allow_cross_namespace,
+        resync_seconds=args.resync_seconds,
+        max_concurrent_reconciles=args.max_concurrent_reconciles,
+        cluster_wide=not args.namespace,
     )
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, settings)
+    handlers.register(registry)
     kopf.configure(verbose=args.verbose, log_prefix=True)
+    # Per-event chatter of kopf and of the client's transport would drown the operator's
+    # own lines at hundreds of RSGs; their warnings and errors still show.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
     with contextlib.ExitStack() as stack:
         kubeconfig = args.kubeconfig
         if not cluster_configured(kubeconfig):

@@ -95,3 +95,67 @@ def _path(
                 previous[nxt.identity] = node
                 queue.append(nxt.identity)
     return None
+
+
+Identity = tuple[object, ...]
+
+
+class ClaimIndex:
+    """Every InplaceScaling RSG's claim, indexed by the members it names, so that a
+    reconcile checks only the claims its own is connected to (its component: RSGs that
+    share a member with it, and those that share one with them, ...), and a changed
+    claim wakes only the RSGs whose verdict it can change."""
+
+    def __init__(self) -> None:
+        self._claims: dict[RsgKey, Claim] = {}
+        self._by_member: dict[Identity, set[RsgKey]] = {}
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+    def get(self, rsg: RsgKey) -> Claim | None:
+        return self._claims.get(rsg)
+
+    def put(self, rsg: RsgKey, claim: Claim | None) -> set[RsgKey]:
+        """Record `rsg`'s claim (None: it has none); return the RSGs it may affect."""
+        before = self._claims.get(rsg)
+        if before == claim:
+            return set()
+        affected = self._component_of(before) if before is not None else set()
+        if before is not None:
+            for identity in _identities(before):
+                holders = self._by_member.get(identity)
+                if holders is not None:
+                    holders.discard(rsg)
+                    if not holders:
+                        del self._by_member[identity]
+            del self._claims[rsg]
+        if claim is not None:
+            self._claims[rsg] = claim
+            for identity in _identities(claim):
+                self._by_member.setdefault(identity, set()).add(rsg)
+            affected |= self._component_of(claim)
+        return affected
+
+    def related(self, claim: Claim) -> list[Claim]:
+        """The claims connected to `claim` through shared members (itself included)."""
+        return [self._claims[rsg] for rsg in sorted(self._component_of(claim))]
+
+    def _component_of(self, claim: Claim) -> set[RsgKey]:
+        seen: set[RsgKey] = set()
+        pending = list(_identities(claim))
+        visited: set[Identity] = set()
+        while pending:
+            identity = pending.pop()
+            if identity in visited:
+                continue
+            visited.add(identity)
+            for rsg in self._by_member.get(identity, ()):
+                if rsg not in seen:
+                    seen.add(rsg)
+                    pending.extend(_identities(self._claims[rsg]))
+        return seen
+
+
+def _identities(claim: Claim) -> set[Identity]:
+    return {claim.source.identity, *(t.identity for t in claim.targets)}

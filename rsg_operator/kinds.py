@@ -76,6 +76,22 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
 }
 
 
+# Where the /scale subresource of well-known kinds keeps its replicas in the object, so
+# that their replicas are read from the watch cache. A scalable kind not listed here
+# (any CRD) is read through its /scale subresource, which knows its own path.
+SCALE_REPLICAS: dict[tuple[str, str], str] = {
+    ("apps", "Deployment"): "/spec/replicas",
+    ("apps", "StatefulSet"): "/spec/replicas",
+    ("apps", "ReplicaSet"): "/spec/replicas",
+    ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): "/spec/replicas",
+}
+
+
+def scale_replicas(api_version: str, kind: str) -> str | None:
+    """JSON pointer of the replicas /scale sets in an object of this kind, if known."""
+    return SCALE_REPLICAS.get((api_group(api_version), kind))
+
+
 class NotCloneable(ValueError):
     """GroupReplication cannot clone this kind."""
 

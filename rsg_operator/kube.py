@@ -1,26 +1,132 @@
-"""The operator's one Kubernetes client wrapper (kubernetes_asyncio).
+"""The operator's one Kubernetes client wrapper (kubernetes_asyncio's transport).
 
 Everything that talks to the API server goes through `Kube`, so that credentials,
-discovery (kind -> resource) and the mapping of API errors live in one place.
+discovery (kind -> resource), timeouts, retries and the meaning of API errors live in
+one place. Two connection pools: one for requests (bounded, every request has a
+timeout) and one for watches, so that long-lived watches can never take the
+connections that reads and writes need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-WATCH_TIMEOUT_SECONDS = 300
-# Every write is recorded under this name in the objects' managedFields.
-FIELD_MANAGER = [("fieldManager", "rsg-operator")]
+log = logging.getLogger(__name__)
 
+# Every write is recorded under this name in the objects' managedFields.
+FIELD_MANAGER = ("fieldManager", "rsg-operator")
+# Connections for requests (reads, writes, events). Reconciles beyond this many
+# in-flight requests wait for a connection; they never open more.
+REQUEST_CONNECTIONS = 6
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+# A watch is ended by the server after timeoutSeconds (randomised, as client-go does, so
+# that watches do not all reconnect at once). The server sends a bookmark about every
+# minute, so a stream silent for WATCH_IDLE_SECONDS is dead (a half-open connection).
+WATCH_SECONDS = (240, 300)
+WATCH_IDLE_SECONDS = 90
+# 429 Too Many Requests: wait what Retry-After says (capped), at most this many times.
+THROTTLE_RETRIES = 5
+MAX_RETRY_AFTER_SECONDS = 30.0
+# A read that failed in transport or with a 5xx is retried this many times.
+READ_RETRIES = 2
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class KubeError(Exception):
+    """An API call failed. Subclasses say why; callers decide by meaning, not by code."""
+
+    status: int = 0
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status or self.status
+        self.reason = reason
+
+
+class NotFound(KubeError):
+    status = 404
+
+
+class Conflict(KubeError):
+    """409: the object changed since it was read (resourceVersion), or already exists."""
+
+    status = 409
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class Gone(KubeError):
+    """410: a resourceVersion too old to resume from; list again."""
+
+    status = 410
+
+
+class Invalid(KubeError):
+    """422: the server refused the request's content (a failed JSON-patch `test` too)."""
+
+    status = 422
+
+
+class TooManyRequests(KubeError):
+    status = 429
+
+
+class Unavailable(KubeError):
+    """The server could not be reached or failed (transport error, timeout, 5xx)."""
+
+
+class UnknownKind(LookupError):
+    """The API server serves no such apiVersion/kind."""
+
+
+def _from_api_exception(error: ApiException) -> KubeError:
+    status = int(error.status or 0)
+    reason, message = str(error.reason or ""), str(error.reason or "")
+    try:
+        body = json.loads(error.body) if error.body else {}
+        reason = str(body.get("reason") or reason)
+        message = str(body.get("message") or message)
+    except (TypeError, ValueError):
+        pass
+    text = f"{status} {reason}: {message}" if message != reason else f"{status} {reason}"
+    if status == 409 and reason == "AlreadyExists":
+        return AlreadyExists(text, status, reason)
+    kind: type[KubeError] = {
+        404: NotFound,
+        409: Conflict,
+        410: Gone,
+        422: Invalid,
+        429: TooManyRequests,
+    }.get(status, Unavailable if status >= 500 else KubeError)
+    return kind(text, status, reason)
+
+
+def _retry_after(error: ApiException) -> float:
+    headers: Any = error.headers or {}
+    try:
+        return min(max(float(headers.get("Retry-After")), 0.0), MAX_RETRY_AFTER_SECONDS)
+    except (TypeError, ValueError):
+        return 1.0
+
+
+# ---------------------------------------------------------------------------- faults
 
 _writes = 0
 
@@ -37,8 +143,7 @@ def _count_write() -> None:
     _writes += 1
 
 
-class UnknownKind(LookupError):
-    """The API server serves no such apiVersion/kind."""
+# ---------------------------------------------------------------------------- discovery
 
 
 async def load_configuration(kubeconfig: Path | None) -> client.Configuration:
@@ -55,6 +160,10 @@ async def load_configuration(kubeconfig: Path | None) -> client.Configuration:
     return configuration
 
 
+def api_root(api_version: str) -> str:
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
+
 @dataclass(frozen=True)
 class ApiResource:
     """A discovered resource: where a kind lives and which subresources it has."""
@@ -66,89 +175,91 @@ class ApiResource:
     subresources: frozenset[str]
 
     def path(self, name: str | None = None, namespace: str | None = None) -> str:
-        path = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        path = api_root(self.api_version)
         if self.namespaced and namespace:
             path += f"/namespaces/{namespace}"
         path += f"/{self.plural}"
         return f"{path}/{name}" if name else path
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Objects of a kind in a namespace, narrowed by name or by labels."""
+def _resources(api_version: str, listing: dict[str, Any]) -> dict[str, ApiResource]:
+    entries = listing.get("resources") or []
+    subresources: dict[str, set[str]] = {}
+    for entry in entries:
+        plural, _, sub = str(entry["name"]).partition("/")
+        if sub:
+            subresources.setdefault(plural, set()).add(sub)
+    return {
+        entry["kind"]: ApiResource(
+            api_version=api_version,
+            kind=entry["kind"],
+            plural=entry["name"],
+            namespaced=bool(entry.get("namespaced")),
+            subresources=frozenset(subresources.get(entry["name"], ())),
+        )
+        for entry in entries
+        if "/" not in entry["name"]
+    }
 
-    api_version: str
-    kind: str
-    namespace: str
-    name: str | None = None
-    label_selector: str | None = None
 
-    @property
-    def query(self) -> tuple[str, str]:
-        if self.name is not None:
-            return ("fieldSelector", f"metadata.name={self.name}")
-        assert self.label_selector is not None
-        return ("labelSelector", self.label_selector)
-
-    def describe(self) -> str:
-        what = self.name if self.name is not None else f"-l {self.label_selector}"
-        return f"{self.kind} {self.namespace}/{what}"
+# ---------------------------------------------------------------------------- client
 
 
 class Kube:
-    """Async access to any kind through discovery; a missing object reads as None."""
+    """Async access to any kind through discovery."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self._api_client = api_client
+    def __init__(self, configuration: client.Configuration) -> None:
+        requests = _copy(configuration)
+        requests.connection_pool_maxsize = REQUEST_CONNECTIONS
+        watches = _copy(configuration)
+        watches.connection_pool_maxsize = 0  # no limit: one per watched kind and scope
+        self._requests = client.ApiClient(requests)
+        self._watches = client.ApiClient(watches)
         self._discovered: dict[str, dict[str, ApiResource]] = {}
-        self._discovery_lock = asyncio.Lock()
+        self._discovering: dict[str, asyncio.Future[dict[str, ApiResource]]] = {}
 
     @classmethod
     async def connect(cls, configuration: client.Configuration) -> Kube:
-        return cls(client.ApiClient(configuration))
+        return cls(configuration)
 
     async def close(self) -> None:
-        await self._api_client.close()
+        await self._requests.close()
+        await self._watches.close()
+
+    # ------------------------------------------------------------------ discovery
+
+    def cached_resource(self, api_version: str, kind: str) -> ApiResource | None:
+        """A kind already discovered, without any I/O or lock."""
+        return self._discovered.get(api_version, {}).get(kind)
 
     async def resource(self, api_version: str, kind: str) -> ApiResource:
         """Discover where a kind lives. Raises UnknownKind.
 
-        One discovery document per group/version, cached; a kind missing from the cache
-        re-reads it once (a CRD may have been installed since)."""
-        async with self._discovery_lock:
-            found = self._discovered.get(api_version, {}).get(kind)
-            if found is None:
-                self._discovered[api_version] = await self._discover(api_version)
-                found = self._discovered[api_version].get(kind)
+        One discovery document per group/version, cached and read without a lock; a kind
+        missing from the cache re-reads its group/version once (a CRD may have been
+        installed since), and concurrent misses share that one read."""
+        found = self.cached_resource(api_version, kind)
+        if found is not None:
+            return found
+        pending = self._discovering.get(api_version)
+        if pending is None:
+            pending = asyncio.ensure_future(self._discover(api_version))
+            self._discovering[api_version] = pending
+            pending.add_done_callback(lambda _: self._discovering.pop(api_version, None))
+        self._discovered[api_version] = await asyncio.shield(pending)
+        found = self.cached_resource(api_version, kind)
         if found is None:
             raise UnknownKind(f"the API server serves no kind {kind} in {api_version}")
         return found
 
     async def _discover(self, api_version: str) -> dict[str, ApiResource]:
-        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         try:
-            listing = await self.request("GET", path)
-        except ApiException as error:
-            if error.status == 404:
-                return {}
-            raise
-        entries = listing.get("resources") or []
-        subresources: dict[str, set[str]] = {}
-        for entry in entries:
-            plural, _, sub = str(entry["name"]).partition("/")
-            if sub:
-                subresources.setdefault(plural, set()).add(sub)
-        return {
-            entry["kind"]: ApiResource(
-                api_version=api_version,
-                kind=entry["kind"],
-                plural=entry["name"],
-                namespaced=bool(entry.get("namespaced")),
-                subresources=frozenset(subresources.get(entry["name"], ())),
-            )
-            for entry in entries
-            if "/" not in entry["name"]
-        }
+            listing = await self.request("GET", api_root(api_version))
+        except NotFound:
+            return {}
+        return _resources(api_version, listing)
+
+    # ------------------------------------------------------------------ requests
 
     async def request(
         self,
@@ -157,131 +268,162 @@ class Kube:
         body: Any = None,
         content_type: str | None = None,
         query: list[tuple[str, str]] | None = None,
+        counted: bool = True,
     ) -> dict[str, Any]:
-        """One API call; a non-2xx answer raises ApiException. (kubernetes_asyncio's
-        dynamic client is not used: its request() returns error Status objects instead of
-        raising, and its lazy discovery breaks under concurrent use.)"""
-        if method != "GET":
+        """One API call with a timeout; raises a KubeError.
+
+        429 is retried after its Retry-After; a read that failed in transport or with a
+        5xx is retried at once a few times (writes are not: the caller re-reads first).
+        `counted=False` keeps a write out of the crash-test write count (events)."""
+        if method != "GET" and counted:
             _count_write()
         headers = {"Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
-        result: dict[str, Any] = await self._api_client.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params=headers,
-            body=body,
-            response_types_map={200: "object", 201: "object"},
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-        )
-        return result
+        throttled = failed = 0
+        while True:
+            try:
+                result: dict[str, Any] = await self._requests.call_api(
+                    path,
+                    method,
+                    query_params=query or [],
+                    header_params=headers,
+                    body=body,
+                    response_types_map={200: "object", 201: "object"},
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                return result
+            except ApiException as error:
+                mapped = _from_api_exception(error)
+                if isinstance(mapped, TooManyRequests) and throttled < THROTTLE_RETRIES:
+                    throttled += 1
+                    delay = _retry_after(error)
+                    log.info("%s %s throttled (429); retrying in %.1fs", method, path, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                if isinstance(mapped, Unavailable) and method == "GET" and failed < READ_RETRIES:
+                    failed += 1
+                    await asyncio.sleep(0.2 * failed)
+                    continue
+                raise mapped from None
+            except (aiohttp.ClientError, TimeoutError) as error:
+                if method == "GET" and failed < READ_RETRIES:
+                    failed += 1
+                    await asyncio.sleep(0.2 * failed)
+                    continue
+                raise Unavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
 
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> dict[str, Any] | None:
-        """The object, or None if it does not exist. Raises UnknownKind."""
-        resource = await self.resource(api_version, kind)
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """The object at `path`, or None if it does not exist."""
         try:
-            return await self.request("GET", resource.path(name=name, namespace=namespace))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+            return await self.request("GET", path)
+        except NotFound:
+            return None
 
-    async def list_objects(
-        self, api_version: str, kind: str, namespace: str, label_selector: str
-    ) -> list[dict[str, Any]]:
-        """Objects of a kind in a namespace matching a label selector (apiVersion/kind set)."""
-        resource = await self.resource(api_version, kind)
-        listing = await self.request(
-            "GET", resource.path(namespace=namespace), query=[("labelSelector", label_selector)]
-        )
-        return [
-            {"apiVersion": api_version, "kind": kind, **item} for item in listing.get("items") or []
-        ]
+    async def list_page(
+        self, resource: ApiResource, namespace: str | None, limit: int, token: str | None
+    ) -> dict[str, Any]:
+        """One page of a list (items, metadata.continue, metadata.resourceVersion)."""
+        query = [("limit", str(limit))]
+        if token:
+            query.append(("continue", token))
+        return await self.request("GET", resource.path(namespace=namespace), query=query)
 
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Create an object; None if one of that name exists already (idempotent retries)."""
-        resource = await self.resource(obj["apiVersion"], obj["kind"])
-        path = resource.path(namespace=obj["metadata"].get("namespace"))
-        try:
-            return await self.request("POST", path, obj, query=FIELD_MANAGER)
-        except ApiException as error:
-            if error.status == 409:
-                return None
-            raise
+    async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST an object to its collection. Raises AlreadyExists."""
+        return await self.request("POST", path, obj, query=[FIELD_MANAGER])
 
-    async def path_of(self, obj: dict[str, Any]) -> str:
-        """The API path of an object (with apiVersion, kind and metadata as read)."""
-        resource = await self.resource(obj["apiVersion"], obj["kind"])
-        meta = obj["metadata"]
-        return resource.path(name=meta["name"], namespace=meta.get("namespace"))
+    async def replace(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT an object; its metadata.resourceVersion guards the update (Conflict)."""
+        return await self.request("PUT", path, obj, query=[FIELD_MANAGER])
 
-    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Replace (PUT) an object; its metadata.resourceVersion guards the update."""
-        replaced = await self.request("PUT", await self.path_of(obj), obj, query=FIELD_MANAGER)
-        return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **replaced}
+    async def delete(self, path: str, uid: str | None = None) -> None:
+        """Delete an object (dependents collected in the background); gone already is fine.
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        """Delete an object (dependents collected in the background); gone already is fine."""
-        resource = await self.resource(api_version, kind)
-        try:
-            await self.request(
-                "DELETE",
-                resource.path(name=name, namespace=namespace),
-                {"propagationPolicy": "Background"},
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        With `uid`, only that incarnation is deleted: an object recreated under the same
+        name since it was read is a Conflict, not a victim."""
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        with contextlib.suppress(NotFound):
+            await self.request("DELETE", path, options)
 
-    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def merge_patch(
+        self, path: str, body: dict[str, Any], counted: bool = True
+    ) -> dict[str, Any]:
         return await self.request(
-            "PATCH", path, body, "application/merge-patch+json", query=FIELD_MANAGER
+            "PATCH",
+            path,
+            body,
+            "application/merge-patch+json",
+            query=[FIELD_MANAGER],
+            counted=counted,
         )
 
     async def json_patch(self, path: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.request(
-            "PATCH", path, operations, "application/json-patch+json", query=FIELD_MANAGER
+            "PATCH", path, operations, "application/json-patch+json", query=[FIELD_MANAGER]
         )
 
-    async def watch(self, selection: Selection) -> AsyncIterator[str]:
-        """Yield a word each time a selected object may have changed: "LISTED" on every
-        (re)connect, then watch event types.
+    # ------------------------------------------------------------------ watches
 
-        Ends when the server closes the stream; the caller loops. Raises ApiException.
-        """
-        resource = await self.resource(selection.api_version, selection.kind)
-        path = resource.path(namespace=selection.namespace)
-        selector = selection.query
-        listing = await self.request("GET", path, query=[selector])
-        yield "LISTED"
+    async def watch(
+        self, resource: ApiResource, namespace: str | None, resource_version: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events after `resource_version` (ADDED, MODIFIED, DELETED, BOOKMARK).
+
+        Ends when the server ends the stream (its timeout); raises Gone when the version
+        is too old, Unavailable when the connection fails or goes silent."""
+        path = resource.path(namespace=namespace)
         query = [
-            selector,
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
-            ("resourceVersion", listing["metadata"]["resourceVersion"]),
-            ("timeoutSeconds", str(WATCH_TIMEOUT_SECONDS)),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(random.randint(*WATCH_SECONDS))),
         ]
-        response = await self._api_client.call_api(
-            path,
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=WATCH_TIMEOUT_SECONDS + 30,
-        )
-        async with response:
-            if response.status != 200:
-                raise ApiException(status=response.status, reason=await response.text())
-            async for line in response.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    return  # e.g. 410 Gone: the caller lists and watches again
-                if event.get("type") != "BOOKMARK":
-                    yield str(event.get("type"))
+        try:
+            response = await self._watches.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=10, sock_read=WATCH_IDLE_SECONDS
+                ),
+            )
+        except ApiException as error:
+            raise _from_api_exception(error) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise Unavailable(f"watch {path}: {type(error).__name__}: {error}") from None
+        try:
+            async with response:
+                if response.status != 200:
+                    failure = ApiException(status=response.status, reason=response.reason)
+                    failure.body = await response.text()
+                    raise _from_api_exception(failure)
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event: dict[str, Any] = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        code = int(status.get("code") or 0)
+                        message = str(status.get("message") or status)
+                        if code == 410:
+                            raise Gone(message, 410, str(status.get("reason") or "Expired"))
+                        raise Unavailable(f"watch {path}: {message}", code)
+                    yield event
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise Unavailable(f"watch {path}: {type(error).__name__}: {error}") from None
+
+
+def _copy(configuration: client.Configuration) -> client.Configuration:
+    """A configuration of its own per ApiClient (each sizes its own pool); credentials and
+    their refresh hook are shared."""
+    copied = client.Configuration()
+    copied.__dict__.update(configuration.__dict__)
+    return copied

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_RESYNC_SECONDS = 300.0
+DEFAULT_MAX_CONCURRENT_RECONCILES = 8
+
 
 @dataclass(frozen=True)
 class Settings:
     # SPEC §5: targets outside the RSG's namespace only with an explicit opt-in.
     allow_cross_namespace: bool = False
-    # Periodic re-check of every RSG, so that a target created later is noticed.
-    resync_seconds: float = 30.0
+    # Every RSG is reconciled again this often (x0.9-1.1): a safety net only, since
+    # watches wake an RSG whenever anything it concerns changes.
+    resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    # At most this many RSGs are reconciled at once.
+    max_concurrent_reconciles: int = DEFAULT_MAX_CONCURRENT_RECONCILES
+    # Whether the operator watches every namespace (one watch per kind) or only some
+    # (one watch per kind and namespace).
+    cluster_wide: bool = True

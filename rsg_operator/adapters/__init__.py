@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from rsg_operator.adapters.roles import RoleScaler
 from rsg_operator.adapters.scale import ScaleSubresource
 from rsg_operator.api import Member
-from rsg_operator.kube import Kube
+from rsg_operator.cluster import Cluster
 
 
 class NotScalable(LookupError):
@@ -23,26 +23,26 @@ class Scaler(Protocol):
     member: Member
 
     async def read(self) -> int:
-        """Desired replicas now."""
+        """Desired replicas now (as last seen)."""
         ...
 
-    async def write(self, replicas: int) -> None:
-        """Set desired replicas, touching nothing else of the object."""
+    async def write(self, replicas: int) -> int:
+        """Set desired replicas, touching nothing else of the object; returns the
+        replicas the server answered with."""
         ...
 
 
-async def scaler_for(kube: Kube, member: Member, obj: dict[str, Any]) -> Scaler:
-    """The scaler of a member whose object `obj` was just read."""
-    resource = await kube.resource(member.api_version, member.kind)
-    path = resource.path(name=member.name, namespace=member.namespace)
+async def scaler_for(cluster: Cluster, member: Member, obj: dict[str, Any]) -> Scaler:
+    """The scaler of a member whose object, as last seen, is `obj`."""
     if member.role is not None:
-        return RoleScaler.of(kube, member, path, obj)
+        return RoleScaler.of(cluster, member, obj)
+    resource = await cluster.resource(member.api_version, member.kind)
     if "scale" not in resource.subresources:
         raise NotScalable(
             f"{member.describe()}: kind {member.kind} ({member.api_version}) has no scale "
             "subresource; name one of its roles, or use a scalable kind"
         )
-    return ScaleSubresource(kube, member, path)
+    return ScaleSubresource(cluster, member, obj)
 
 
 __all__ = ["NotScalable", "RoleScaler", "ScaleSubresource", "Scaler", "scaler_for"]

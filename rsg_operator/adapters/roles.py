@@ -6,36 +6,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsg_operator.api import Member
-from rsg_operator.kube import Kube
+from rsg_operator.cluster import Cluster
 
 
 @dataclass
 class RoleScaler:
-    kube: Kube
+    cluster: Cluster
     member: Member
-    path: str
+    obj: dict[str, Any]  # as last seen
     index: int
     replicas: int  # as read with the object
 
     @classmethod
-    def of(cls, kube: Kube, member: Member, path: str, obj: dict[str, Any]) -> RoleScaler:
-        """The scaler of `member.role` in `obj` (the object as just read from `path`)."""
+    def of(cls, cluster: Cluster, member: Member, obj: dict[str, Any]) -> RoleScaler:
+        """The scaler of `member.role` in `obj` (the object as last seen)."""
         roles = (obj.get("spec") or {}).get("roles") or []
         index = next(i for i, r in enumerate(roles) if r.get("name") == member.role)
-        return cls(kube, member, path, index, int(roles[index].get("replicas") or 0))
+        return cls(cluster, member, obj, index, int(roles[index].get("replicas") or 0))
 
     async def read(self) -> int:
         return self.replicas
 
-    async def write(self, replicas: int) -> None:
+    async def write(self, replicas: int) -> int:
         # A JSON patch of this one role's replicas, guarded by a test of its name: a
         # concurrent change of another role is not overwritten, and a reordering of
         # roles makes the patch fail (422) instead of scaling the wrong role.
-        await self.kube.json_patch(
-            self.path,
+        patched = await self.cluster.json_patch(
+            self.obj,
             [
                 {"op": "test", "path": f"/spec/roles/{self.index}/name", "value": self.member.role},
                 {"op": "add", "path": f"/spec/roles/{self.index}/replicas", "value": replicas},
             ],
         )
-        self.replicas = replicas
+        self.obj = patched
+        self.replicas = int(patched["spec"]["roles"][self.index].get("replicas") or 0)
+        return self.replicas

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from rsg_operator import kinds
 from rsg_operator.api import Member
-from rsg_operator.kube import Kube
+from rsg_operator.cluster import Cluster
 
 
 @dataclass
 class ScaleSubresource:
-    kube: Kube
+    cluster: Cluster
     member: Member
-    path: str  # the object's path; /scale is appended
+    obj: dict[str, Any]  # as last seen
 
     async def read(self) -> int:
-        scale = await self.kube.request("GET", f"{self.path}/scale")
-        return int((scale.get("spec") or {}).get("replicas") or 0)
+        pointer = kinds.scale_replicas(self.member.api_version, self.member.kind)
+        if pointer is None:
+            return await self.cluster.read_scale(self.obj)
+        node: Any = self.obj
+        for part in pointer.strip("/").split("/"):
+            node = (node or {}).get(part)
+        # Omitted replicas mean the kind's default, 1, as /scale reports it.
+        return 1 if node is None else int(node)
 
-    async def write(self, replicas: int) -> None:
-        await self.kube.merge_patch(f"{self.path}/scale", {"spec": {"replicas": replicas}})
+    async def write(self, replicas: int) -> int:
+        pointer = kinds.scale_replicas(self.member.api_version, self.member.kind)
+        return await self.cluster.scale(self.obj, replicas, pointer)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsg_operator import api, clone, kinds, labels, planner
-from rsg_operator.kube import Kube
+from rsg_operator.cluster import Cluster
+from rsg_operator.kube import AlreadyExists
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.status import Healthy
 
@@ -34,7 +35,7 @@ Members = dict[str, dict[str, Any]]  # target id -> object
 
 
 async def reconcile(
-    kube: Kube,
+    cluster: Cluster,
     spec: api.RSGSpec,
     strategy: api.GroupReplication,
     seed: Members,
@@ -42,8 +43,8 @@ async def reconcile(
 ) -> Report:
     result = Report()
     prefix = strategy.prefix
-    seed = {tid: await _label_seed(kube, obj, rsg, prefix) for tid, obj in seed.items()}
-    clones = await _clones(kube, spec, rsg, prefix, result)
+    seed = {tid: await _label_seed(cluster, obj, rsg, prefix) for tid, obj in seed.items()}
+    clones = await _clones(cluster, spec, rsg, prefix, result)
     groups: dict[int, Members] = dict(clones)
     if not _seed_removed(seed):
         groups[labels.SEED_INDEX] = seed
@@ -51,7 +52,7 @@ async def reconcile(
     for index, members in sorted(clones.items()):
         missing = [t for t in spec.targets if t.id not in members]
         if missing:
-            await _create_members(kube, spec, seed, rsg, prefix, index, members, missing)
+            await _create_members(cluster, spec, seed, rsg, prefix, index, members, missing)
             result.events.append(
                 (
                     "GroupCompleted",
@@ -75,23 +76,24 @@ async def reconcile(
             )
     for index in plan.remove:
         if index == labels.SEED_INDEX:
-            seed = {tid: await _scale_seed_down(kube, obj) for tid, obj in seed.items()}
+            seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
         else:
             for obj in groups[index].values():
-                meta = obj["metadata"]
-                await kube.delete(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
+                await cluster.delete(obj)
         del groups[index]
         result.events.append(("GroupRemoved", f"removed {labels.group_id(prefix, index)}"))
     for index in plan.add:
         if index == labels.SEED_INDEX:
-            seed = {tid: await _restore_seed(kube, obj) for tid, obj in seed.items()}
+            seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
             groups[index] = seed
         else:
             groups[index] = {}
-            await _create_members(kube, spec, seed, rsg, prefix, index, groups[index], spec.targets)
+            await _create_members(
+                cluster, spec, seed, rsg, prefix, index, groups[index], spec.targets
+            )
         result.events.append(("GroupCreated", f"created {labels.group_id(prefix, index)}"))
 
-    rollout = await _roll_out(kube, seed, rsg, prefix, groups, result)
+    rollout = await _roll_out(cluster, seed, rsg, prefix, groups, result)
     result.fields = _status(spec, prefix, seed, groups)
     ready = result.fields["readyReplicas"]
     waiting = [g["id"] for g in result.fields["groups"] if g["phase"] != "Ready"]
@@ -105,7 +107,12 @@ async def reconcile(
 
 
 async def _roll_out(
-    kube: Kube, seed: Members, rsg: Rsg, prefix: str, groups: dict[int, Members], result: Report
+    cluster: Cluster,
+    seed: Members,
+    rsg: Rsg,
+    prefix: str,
+    groups: dict[int, Members],
+    result: Report,
 ) -> str | None:
     """Bring clones made from an older seed template up to date, one group at a time.
 
@@ -132,17 +139,17 @@ async def _roll_out(
     index = stale[0]
     for tid, obj in wanted[index].items():
         if clone.outdated(groups[index][tid], obj):
-            groups[index][tid] = await kube.replace(clone.updated(groups[index][tid], obj))
+            groups[index][tid] = await cluster.replace(clone.updated(groups[index][tid], obj))
     group = labels.group_id(prefix, index)
     result.events.append(("GroupUpdated", f"updated {group} to the seed group's template"))
     return f"template change: updated {group}; waiting for it before {len(stale) - 1} more"
 
 
-async def release(kube: Kube, spec: api.RSGSpec, namespace: str) -> None:
+async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str) -> None:
     """On RSG deletion: take RSG's labels off the seed members (clones are collected by
     the garbage collector through their ownerReference)."""
     for target in spec.targets:
-        found = await kube.get(
+        found = await cluster.get(
             target.api_version, target.kind, target.namespace_or(namespace), target.name
         )
         if found is None:
@@ -154,30 +161,24 @@ async def release(kube: Kube, spec: api.RSGSpec, namespace: str) -> None:
             if key in present
         }
         if drop:
-            await kube.merge_patch(
-                await kube.path_of(found),
-                {"metadata": {"labels": drop}},
-            )
+            await cluster.merge_patch(found, {"metadata": {"labels": drop}})
 
 
 # ---------------------------------------------------------------------------- reading
 
 
 async def _clones(
-    kube: Kube, spec: api.RSGSpec, rsg: Rsg, prefix: str, result: Report
+    cluster: Cluster, spec: api.RSGSpec, rsg: Rsg, prefix: str, result: Report
 ) -> dict[int, Members]:
     """Every clone of this RSG by group index; objects that are ours but fit no current
     target (a target removed from the spec, a changed prefix) are deleted."""
     groups: dict[int, Members] = {}
-    selector = labels.clones_selector(rsg.name)
     kinds_seen: set[tuple[str, str]] = set()
     for target in spec.targets:
         if (target.api_version, target.kind) in kinds_seen:
             continue
         kinds_seen.add((target.api_version, target.kind))
-        for obj in await kube.list_objects(
-            target.api_version, target.kind, rsg.namespace, selector
-        ):
+        for obj in await cluster.labelled(target.api_version, target.kind, rsg.namespace, rsg.name):
             meta = obj["metadata"]
             if meta.get("deletionTimestamp") or not _owned_by(obj, rsg):
                 continue
@@ -192,7 +193,7 @@ async def _clones(
                 None,
             )
             if owner is None or index <= labels.SEED_INDEX:
-                await kube.delete(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
+                await cluster.delete(obj)
                 result.events.append(
                     (
                         "StrayRemoved",
@@ -222,14 +223,15 @@ def _created(members: Members) -> str:
 # ---------------------------------------------------------------------------- writing
 
 
-async def _label_seed(kube: Kube, obj: dict[str, Any], rsg: Rsg, prefix: str) -> dict[str, Any]:
+async def _label_seed(
+    cluster: Cluster, obj: dict[str, Any], rsg: Rsg, prefix: str
+) -> dict[str, Any]:
     """Seed members get the group labels on their metadata only, never their template."""
     wanted = labels.group_labels(rsg.name, prefix, labels.SEED_INDEX)
     present = obj["metadata"].get("labels") or {}
     if all(present.get(k) == v for k, v in wanted.items()):
         return obj
-    patched = await kube.merge_patch(await kube.path_of(obj), {"metadata": {"labels": wanted}})
-    return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+    return await cluster.merge_patch(obj, {"metadata": {"labels": wanted}})
 
 
 def _clone(seed: Members, target_id: str, rsg: Rsg, prefix: str, index: int) -> dict[str, Any]:
@@ -239,7 +241,7 @@ def _clone(seed: Members, target_id: str, rsg: Rsg, prefix: str, index: int) -> 
 
 
 async def _create_members(
-    kube: Kube,
+    cluster: Cluster,
     spec: api.RSGSpec,
     seed: Members,
     rsg: Rsg,
@@ -250,19 +252,15 @@ async def _create_members(
 ) -> None:
     for target in targets:
         obj = _clone(seed, target.id, rsg, prefix, index)
-        created = await kube.create(obj)
-        if created is None:  # created by an earlier, interrupted reconcile
-            created = await kube.get(
-                obj["apiVersion"], obj["kind"], rsg.namespace, obj["metadata"]["name"]
-            )
-        members[target.id] = {
-            "apiVersion": obj["apiVersion"],
-            "kind": obj["kind"],
-            **(created or obj),
-        }
+        try:
+            members[target.id] = await cluster.create(obj)
+        except AlreadyExists:  # created by an earlier, interrupted reconcile
+            meta = obj["metadata"]
+            found = await cluster.get(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
+            members[target.id] = found or obj
 
 
-async def _scale_seed_down(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+async def _scale_seed_down(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
     """Seed member -> 0 replicas, recording its counts, in one atomic JSON patch."""
     counts = clone.replica_counts(obj)
     operations: list[dict[str, Any]] = []
@@ -278,10 +276,10 @@ async def _scale_seed_down(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
     for pointer, value in counts.items():
         operations.append({"op": "test", "path": pointer, "value": value})
         operations.append({"op": "replace", "path": pointer, "value": 0})
-    return await _json_patch(kube, obj, operations)
+    return await cluster.json_patch(obj, operations)
 
 
-async def _restore_seed(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+async def _restore_seed(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
     """Seed member -> its recorded counts, dropping the record, in one atomic JSON patch."""
     annotation = f"/metadata/annotations/{_escape(labels.SEED_REPLICAS)}"
     recorded = (obj["metadata"].get("annotations") or {}).get(labels.SEED_REPLICAS)
@@ -291,14 +289,7 @@ async def _restore_seed(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
     for pointer, value in json.loads(recorded).items():
         operations.append({"op": "replace", "path": pointer, "value": value})
     operations.append({"op": "remove", "path": annotation})
-    return await _json_patch(kube, obj, operations)
-
-
-async def _json_patch(
-    kube: Kube, obj: dict[str, Any], operations: list[dict[str, Any]]
-) -> dict[str, Any]:
-    patched = await kube.json_patch(await kube.path_of(obj), operations)
-    return {**patched, "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+    return await cluster.json_patch(obj, operations)
 
 
 def _escape(key: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from rsg_operator import api, graph
 from rsg_operator.adapters import NotScalable, Scaler, scaler_for
-from rsg_operator.kube import Kube
+from rsg_operator.cluster import Cluster
 from rsg_operator.ratios import target_replicas
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.status import Healthy, Problem, Reason
@@ -30,7 +30,7 @@ def claim(
 
 
 async def reconcile(
-    kube: Kube,
+    cluster: Cluster,
     spec: api.RSGSpec,
     strategy: api.InplaceScaling,
     objects: dict[str, dict[str, Any]],
@@ -43,7 +43,7 @@ async def reconcile(
     namespace = mine.rsg[0]
     try:
         by_name = {
-            b.name: await scaler_for(kube, spec.member(b, namespace), objects[b.target_id])
+            b.name: await scaler_for(cluster, spec.member(b, namespace), objects[b.target_id])
             for b in strategy.bindings
         }
     except NotScalable as error:
@@ -57,14 +57,14 @@ async def reconcile(
     for binding in strategy.targets:
         assert binding.ratio is not None
         desired = target_replicas(source, binding.ratio)
-        await _converge(by_name[binding.name], binding, source, desired, result)
+        current = await _converge(by_name[binding.name], binding, source, desired, result)
         bindings.append(
             {
                 "name": binding.name,
                 "role": "Target",
                 "ratio": str(binding.ratio),
                 "desired": desired,
-                "current": desired,
+                "current": current,
             }
         )
     result.fields = {
@@ -81,11 +81,12 @@ async def reconcile(
 
 async def _converge(
     scaler: Scaler, binding: api.Binding, source: int, desired: int, result: Report
-) -> None:
+) -> int:
+    """Set the Target to `desired` if it differs; return its replicas as read back."""
     current = await scaler.read()
     if current == desired:
-        return
-    await scaler.write(desired)
+        return current
+    written = await scaler.write(desired)
     result.events.append(
         (
             "Scaled",
@@ -93,6 +94,7 @@ async def _converge(
             f"= ceil({source} x {binding.ratio})",
         )
     )
+    return written
 
 
 def _ready(obj: dict[str, Any], source: api.Binding) -> int | None:

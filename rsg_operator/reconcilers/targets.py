@@ -1,6 +1,7 @@
-"""Resolution of an RSG's spec and targets: the checks every strategy starts with.
+"""Resolution of an RSG's targets: the checks every strategy starts with.
 
-Reads only. A problem found here stops the reconcile before anything is written.
+Reads only (from the watch caches). A problem found here stops the reconcile before
+anything is written.
 """
 
 from __future__ import annotations
@@ -9,31 +10,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rsg_operator import api, kinds
-from rsg_operator.kube import Kube, UnknownKind
+from rsg_operator.cluster import Cluster
+from rsg_operator.kube import UnknownKind
 from rsg_operator.settings import Settings
 from rsg_operator.status import Problem, Reason
 
 
 @dataclass
 class Resolution:
-    """The parsed spec, each target's object as just read (by target id), and problems."""
+    """Each target's object as last seen (by target id), and what is wrong."""
 
-    spec: api.RSGSpec | None
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
 
-async def check(kube: Kube, raw_spec: Any, namespace: str, settings: Settings) -> Resolution:
-    """Parse the spec and read every target; report what is wrong."""
-    try:
-        spec = api.parse_spec(raw_spec)
-    except api.SpecError as error:
-        return Resolution(None, problems=[Problem(Reason.INVALID_SPEC, str(error))])
-    resolution = Resolution(spec, problems=static_problems(spec, namespace, settings))
+async def check(
+    cluster: Cluster, spec: api.RSGSpec, namespace: str, settings: Settings
+) -> Resolution:
+    """Read every target of a parsed spec; report what is wrong."""
+    resolution = Resolution(problems=static_problems(spec, namespace, settings))
     if resolution.problems:
         return resolution
     for target in spec.targets:
-        found, problems = await _lookup(kube, target, namespace)
+        found, problems = await _lookup(cluster, target, namespace)
         resolution.problems += problems
         if found is not None:
             resolution.objects[target.id] = found
@@ -70,11 +69,11 @@ def static_problems(spec: api.RSGSpec, namespace: str, settings: Settings) -> li
 
 
 async def _lookup(
-    kube: Kube, target: api.Target, namespace: str
+    cluster: Cluster, target: api.Target, namespace: str
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     target_namespace = target.namespace_or(namespace)
     try:
-        found = await kube.get(target.api_version, target.kind, target_namespace, target.name)
+        found = await cluster.get(target.api_version, target.kind, target_namespace, target.name)
     except UnknownKind as error:
         return None, [Problem(Reason.UNKNOWN_KIND, f"{target.describe()}: {error}")]
     if found is None:

@@ -176,6 +176,8 @@ class Operator:
                     "run",
                     f"--kubeconfig={self.kubeconfig}",
                     "--verbose",
+                    # So long that every reaction a test waits for must come from a watch.
+                    "--resync-seconds=3600",
                     *args,
                 ],
                 stdout=out,

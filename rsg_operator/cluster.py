@@ -1,0 +1,125 @@
+"""What reconcilers see of the cluster: objects read from the shared watches' caches,
+writes sent to the API server and their results kept in those caches at once.
+
+Reads cost no request: every member of every RSG is held by an informer (watches.py),
+and every change of one wakes the RSGs it concerns, so a reconcile that acted on a
+state just overtaken is followed by one that sees the new state. Writes are either
+idempotent (set replicas to N, create a deterministic name) or guarded (resourceVersion,
+a JSON-patch `test`, a delete precondition on the uid), so acting on a stale read can
+fail, but never does harm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rsg_operator.informers import Informer, Object, Watches
+from rsg_operator.kube import ApiResource, Kube, UnknownKind
+
+
+class Cluster:
+    def __init__(self, kube: Kube, watches: Watches) -> None:
+        self.kube = kube
+        self.watches = watches
+
+    # ------------------------------------------------------------------ reads
+
+    async def resource(self, api_version: str, kind: str) -> ApiResource:
+        """Where a kind lives (discovery, cached). Raises UnknownKind."""
+        return await self.kube.resource(api_version, kind)
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        """The object as last seen, or None. Raises UnknownKind, Unavailable."""
+        informer = await self._synced(api_version, kind, namespace)
+        return informer.get(namespace, name)
+
+    async def labelled(self, api_version: str, kind: str, namespace: str, rsg: str) -> list[Object]:
+        """Objects of a kind in `namespace` carrying RSG `rsg`'s name label."""
+        informer = await self._synced(api_version, kind, namespace)
+        return informer.labelled(namespace, rsg)
+
+    async def _synced(self, api_version: str, kind: str, namespace: str) -> Informer:
+        informer = self.watches.informer(api_version, kind, namespace)
+        if informer is None:
+            raise LookupError(
+                f"no watch holds {kind} ({api_version}) in {namespace}: want() it first"
+            )
+        await informer.wait()
+        return informer
+
+    async def path_of(self, obj: Object) -> str:
+        """The API path of an object (with apiVersion, kind and metadata)."""
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        return resource.path(name=meta["name"], namespace=meta.get("namespace"))
+
+    # ------------------------------------------------------------------ writes
+
+    async def create(self, obj: Object) -> Object:
+        """Create an object. Raises AlreadyExists."""
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        path = resource.path(namespace=obj["metadata"].get("namespace"))
+        return self._seen(obj, await self.kube.create(path, obj))
+
+    async def replace(self, obj: Object) -> Object:
+        """PUT an object; its resourceVersion guards it (Conflict)."""
+        return self._seen(obj, await self.kube.replace(await self.path_of(obj), obj))
+
+    async def delete(self, obj: Object) -> None:
+        """Delete this incarnation of an object (its uid); gone already is fine."""
+        await self.kube.delete(await self.path_of(obj), obj["metadata"].get("uid"))
+        informer = self._informer_of(obj)
+        if informer is not None:
+            informer.forget(obj)
+
+    async def merge_patch(self, obj: Object, body: dict[str, Any]) -> Object:
+        return self._seen(obj, await self.kube.merge_patch(await self.path_of(obj), body))
+
+    async def json_patch(self, obj: Object, operations: list[dict[str, Any]]) -> Object:
+        return self._seen(obj, await self.kube.json_patch(await self.path_of(obj), operations))
+
+    async def scale(self, obj: Object, replicas: int, pointer: str | None) -> int:
+        """Set replicas through the object's /scale subresource; returns the replicas the
+        server answered with. `pointer` (JSON pointer of the replicas in the object, if
+        known) keeps the cache in step before the watch event arrives."""
+        path = await self.path_of(obj)
+        scale = await self.kube.merge_patch(f"{path}/scale", {"spec": {"replicas": replicas}})
+        written = int((scale.get("spec") or {}).get("replicas") or 0)
+        version = (scale.get("metadata") or {}).get("resourceVersion")
+        if pointer is not None and version:
+            updated = _with(obj, pointer, written)
+            updated["metadata"] = {**obj["metadata"], "resourceVersion": version}
+            self._seen(obj, updated)
+        return written
+
+    async def read_scale(self, obj: Object) -> int:
+        """Replicas from the /scale subresource (for kinds whose replicas path we do not
+        know): a request, unlike every other read."""
+        scale = await self.kube.request("GET", f"{await self.path_of(obj)}/scale")
+        return int((scale.get("spec") or {}).get("replicas") or 0)
+
+    def _informer_of(self, obj: Object) -> Informer | None:
+        namespace = str(obj["metadata"].get("namespace") or "")
+        return self.watches.informer(obj["apiVersion"], obj["kind"], namespace)
+
+    def _seen(self, sent: Object, answer: Object) -> Object:
+        obj = {**answer, "apiVersion": sent["apiVersion"], "kind": sent["kind"]}
+        informer = self._informer_of(obj)
+        if informer is not None:
+            informer.remember(obj)
+        return obj
+
+
+def _with(obj: Object, pointer: str, value: int) -> Object:
+    """A copy of `obj` with the integer at a simple JSON pointer (/spec/replicas) set."""
+    parts = pointer.strip("/").split("/")
+    copied: Object = dict(obj)
+    node = copied
+    for part in parts[:-1]:
+        node[part] = dict(node.get(part) or {})
+        node = node[part]
+    node[parts[-1]] = value
+    return copied
+
+
+__all__ = ["Cluster", "UnknownKind"]

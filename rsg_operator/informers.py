@@ -1,0 +1,450 @@
+"""Shared watches: one list+watch per (apiVersion, kind, namespace scope), however many
+RSGs need it, and the objects each has seen.
+
+An `Informer` lists a kind once, then watches it from the list's resourceVersion:
+it resumes from the last version it saw (bookmarks keep that fresh), lists again when
+the server says the version is gone (410), and reconnects after any transport error
+with capped, jittered backoff. `Watches` starts an informer when the first RSG needs a
+kind and stops it when the last lets go, and keeps the index that maps an object to the
+RSGs it concerns (by name for Sources, Targets and seed members; by the RSG's name
+label for clones): an event wakes only those RSGs. Watching writes nothing onto the
+watched objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rsg_operator import labels
+from rsg_operator.kinds import api_group
+from rsg_operator.kube import ApiResource, Gone, Kube, KubeError, Unavailable, UnknownKind
+
+log = logging.getLogger(__name__)
+
+RsgKey = tuple[str, str]  # (namespace, name)
+ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
+Object = dict[str, Any]
+
+LIST_PAGE = 500
+# Reconnect backoff: the first retry within a quarter second, doubling to half a minute,
+# each delay drawn from its upper half (jitter), so that many watches do not retry at once.
+BACKOFF_FIRST = 0.25
+BACKOFF_CAP = 30.0
+# How long a reconcile waits for a kind's first list before it fails (and is retried).
+SYNC_TIMEOUT = 60.0
+# Deletion versions remembered per informer, so a late write-through cannot resurrect.
+GONE_MEMORY = 10_000
+
+
+def backoff(attempt: int) -> float:
+    """Delay before retry number `attempt` (1, 2, ...): capped, exponential, jittered."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def newer(candidate: Object, current: Object | None) -> bool:
+    """Whether `candidate` is a later state than `current` of the same object.
+
+    resourceVersions are opaque to clients, but etcd's are increasing integers; where
+    both are, they decide, else the candidate (the later arrival) wins."""
+    if current is None:
+        return True
+    try:
+        return _version(candidate) > _version(current)
+    except ValueError:
+        return True
+
+
+def _version(obj: Object) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one informer watches: a kind in one namespace, or in all (namespace None)."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+
+    def describe(self) -> str:
+        where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        return f"{self.kind} ({self.api_version}) in {where}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Objects an RSG needs: one by name, or the clones labelled with the RSG's name."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str | None = None
+    labelled: str | None = None  # value of the resourcescalinggroup.com/name label
+
+    def describe(self) -> str:
+        what = self.name if self.name is not None else f"-l {labels.NAME}={self.labelled}"
+        return f"{self.kind} {self.namespace}/{what}"
+
+
+Changed = Callable[["Informer", Object | None, Object | None], None]
+
+
+class Informer:
+    """One list+watch of a kind in a scope, and the objects it has seen."""
+
+    def __init__(self, kube: Kube, scope: Scope, changed: Changed) -> None:
+        self.kube = kube
+        self.scope = scope
+        self._changed = changed
+        self.objects: dict[ObjectKey, Object] = {}
+        # (namespace, value of the RSG name label) -> keys of the objects carrying it
+        self._labelled: dict[tuple[str, str], set[ObjectKey]] = {}
+        self._gone: OrderedDict[ObjectKey, int] = OrderedDict()
+        self._deleted: dict[ObjectKey, str] = {}  # deleted by us: key -> uid
+        self.resource: ApiResource | None = None
+        self.unknown: UnknownKind | None = None  # the kind is not served (yet)
+        self.synced = False
+        self.reconnects = 0
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"informer {self.scope.describe()}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait(self, timeout: float = SYNC_TIMEOUT) -> None:
+        """Until the first list is in. Raises UnknownKind, or Unavailable on timeout."""
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                raise Unavailable(
+                    f"no list of {self.scope.describe()} within {timeout:.0f}s"
+                ) from None
+        if not self.synced and self.unknown is not None:
+            raise self.unknown
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, namespace: str, name: str) -> Object | None:
+        return self.objects.get((namespace, name))
+
+    def labelled(self, namespace: str, value: str) -> list[Object]:
+        """Objects in `namespace` whose RSG name label is `value`."""
+        keys = self._labelled.get((namespace, value), ())
+        return [self.objects[key] for key in sorted(keys)]
+
+    # ------------------------------------------------------------------ writes seen first
+
+    def remember(self, obj: Object) -> None:
+        """A state of an object returned by our own write: keep it if it is newer than
+        what the watch delivered, so the next reconcile does not act on the older one."""
+        obj = _slim(obj)
+        key = _key(obj)
+        if self._deleted.get(key) == obj["metadata"].get("uid"):
+            return
+        gone = self._gone.get(key)
+        with contextlib.suppress(ValueError, KeyError):
+            if gone is not None and _version(obj) <= gone:
+                return
+        if newer(obj, self.objects.get(key)):
+            self._put(key, obj)
+
+    def forget(self, obj: Object) -> None:
+        """An object we deleted: drop it now; its late watch events are ignored."""
+        key, uid = _key(obj), obj["metadata"].get("uid")
+        held = self.objects.get(key)
+        if held is not None and held["metadata"].get("uid") == uid:
+            # Not yet seen deleted: drop it, and ignore its events until DELETED comes.
+            self._drop(key)
+            self._deleted[key] = str(uid)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        version: str | None = None
+        attempt = 0  # failed attempts since the last good one
+        while True:
+            try:
+                if self.resource is None:
+                    self.resource = await self.kube.resource(
+                        self.scope.api_version, self.scope.kind
+                    )
+                if version is None:
+                    version = await self._list()
+                if attempt:
+                    log.info("watch of %s is back", self.scope.describe())
+                    attempt = 0
+                async for event in self.kube.watch(self.resource, self.scope.namespace, version):
+                    version = self._apply(event) or version
+            except Gone:
+                log.debug("watch of %s: version %s is gone; listing again", self.scope, version)
+                version = None
+            except UnknownKind as error:
+                self.unknown = error
+                self._ready.set()
+                attempt += 1
+                await asyncio.sleep(max(backoff(attempt), 1.0))
+            except KubeError as error:
+                if attempt == 0:
+                    self.reconnects += 1
+                    log.warning(
+                        "watch of %s lost (%s); reconnecting (reconnect #%d)",
+                        self.scope.describe(),
+                        error,
+                        self.reconnects,
+                    )
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+
+    async def _list(self) -> str:
+        """List every object (in pages); return the version to watch from."""
+        assert self.resource is not None
+        listed: dict[ObjectKey, Object] = {}
+        token: str | None = None
+        while True:
+            page = await self.kube.list_page(self.resource, self.scope.namespace, LIST_PAGE, token)
+            for item in page.get("items") or []:
+                item = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **item}
+                listed[_key(item)] = _slim(item)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                version = str(page["metadata"]["resourceVersion"])
+                break
+        first = not self.synced
+        previous = self.objects
+        self.objects, self._labelled = {}, {}
+        self._gone.clear()
+        self._deleted.clear()
+        for key, obj in listed.items():
+            self._put(key, obj)
+        self.synced = True
+        if self.unknown is not None:
+            self.unknown = None
+            self._changed(self, None, None)  # served now: wake everyone who holds it
+        self._ready.set()
+        if not first:  # a re-list: what changed meanwhile wakes its RSGs
+            for key in previous.keys() | listed.keys():
+                old, new = previous.get(key), listed.get(key)
+                if old is None or new is None or _version_text(old) != _version_text(new):
+                    self._changed(self, old, new)
+        return version
+
+    def _apply(self, event: dict[str, Any]) -> str | None:
+        """One watch event into the store; returns the version it brings."""
+        kind, obj = event.get("type"), event.get("object") or {}
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            return str(version) if version else None
+        obj = _slim({"apiVersion": self.scope.api_version, "kind": self.scope.kind, **obj})
+        key = _key(obj)
+        uid = obj["metadata"].get("uid")
+        if kind == "DELETED":
+            if self._deleted.get(key) == uid:
+                del self._deleted[key]
+            old = self.objects.get(key)
+            if old is not None and old["metadata"].get("uid") == uid:
+                self._drop(key)
+            with contextlib.suppress(ValueError, KeyError):
+                self._gone[key] = _version(obj)
+                self._gone.move_to_end(key)
+                if len(self._gone) > GONE_MEMORY:
+                    self._gone.popitem(last=False)
+            self._changed(self, old, None)
+        elif kind in ("ADDED", "MODIFIED"):
+            if self._deleted.get(key) == uid:
+                return str(version) if version else None  # we deleted it; it is on its way
+            self._deleted.pop(key, None)
+            old = self.objects.get(key)
+            if old is not None and not newer(obj, old):
+                return str(version) if version else None  # our own write got here first
+            self._gone.pop(key, None)
+            self._put(key, obj)
+            self._changed(self, old, obj)
+        return str(version) if version else None
+
+    def _put(self, key: ObjectKey, obj: Object) -> None:
+        self._unindex(key)
+        self.objects[key] = obj
+        value = (obj["metadata"].get("labels") or {}).get(labels.NAME)
+        if value is not None:
+            self._labelled.setdefault((key[0], value), set()).add(key)
+
+    def _drop(self, key: ObjectKey) -> None:
+        self._unindex(key)
+        self.objects.pop(key, None)
+
+    def _unindex(self, key: ObjectKey) -> None:
+        old = self.objects.get(key)
+        value = (old["metadata"].get("labels") or {}).get(labels.NAME) if old else None
+        if value is not None:
+            holders = self._labelled.get((key[0], value))
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._labelled[(key[0], value)]
+
+
+def _key(obj: Object) -> ObjectKey:
+    meta = obj["metadata"]
+    return (str(meta.get("namespace") or ""), str(meta["name"]))
+
+
+def _version_text(obj: Object) -> str:
+    return str(obj["metadata"].get("resourceVersion"))
+
+
+def _slim(obj: Object) -> Object:
+    """What is kept of an object: everything but managedFields (often half its size,
+    and never read by RSG; a PUT without it keeps the stored one)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+# ---------------------------------------------------------------------------- sharing
+
+
+@dataclass
+class _Interest:
+    """Which RSGs each object concerns."""
+
+    by_name: dict[tuple[str, str, str, str], set[RsgKey]] = field(default_factory=dict)
+    by_label: dict[tuple[str, str, str, str], set[RsgKey]] = field(default_factory=dict)
+
+    def entries(self, selection: Selection) -> dict[tuple[str, str, str, str], set[RsgKey]]:
+        return self.by_name if selection.name is not None else self.by_label
+
+    @staticmethod
+    def key(selection: Selection) -> tuple[str, str, str, str]:
+        value = selection.name if selection.name is not None else selection.labelled
+        assert value is not None
+        return (api_group(selection.api_version), selection.kind, selection.namespace, value)
+
+    def add(self, rsg: RsgKey, selection: Selection) -> None:
+        self.entries(selection).setdefault(self.key(selection), set()).add(rsg)
+
+    def remove(self, rsg: RsgKey, selection: Selection) -> None:
+        entries, key = self.entries(selection), self.key(selection)
+        holders = entries.get(key)
+        if holders is not None:
+            holders.discard(rsg)
+            if not holders:
+                del entries[key]
+
+    def concerned(self, scope: Scope, obj: Object) -> set[RsgKey]:
+        meta = obj["metadata"]
+        where = (api_group(scope.api_version), scope.kind, str(meta.get("namespace") or ""))
+        found = set(self.by_name.get((*where, str(meta["name"])), ()))
+        value = (meta.get("labels") or {}).get(labels.NAME)
+        if value is not None:
+            found |= self.by_label.get((*where, value), set())
+        return found
+
+
+class Watches:
+    """The informers every RSG shares, started and stopped as RSGs need them."""
+
+    def __init__(
+        self, kube: Kube, wake: Callable[[Iterable[RsgKey]], None], cluster_wide: bool
+    ) -> None:
+        self.kube = kube
+        self._wake = wake
+        self._cluster_wide = cluster_wide
+        self._informers: dict[Scope, Informer] = {}
+        self._holders: dict[Scope, set[RsgKey]] = {}
+        self._wanted: dict[RsgKey, frozenset[Selection]] = {}
+        self._interest = _Interest()
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def scope(self, api_version: str, kind: str, namespace: str) -> Scope:
+        """The scope that holds objects of this kind in `namespace`: all namespaces when
+        the operator watches the whole cluster (one watch per kind), else that namespace."""
+        return Scope(api_version, kind, None if self._cluster_wide else namespace)
+
+    def want(self, rsg: RsgKey, selections: Iterable[Selection]) -> None:
+        """What `rsg` needs from now on: start informers it is the first to need, stop
+        those it was the last to hold, and route object events to it."""
+        wanted = frozenset(selections)
+        before = self._wanted.get(rsg, frozenset())
+        if wanted == before:
+            return
+        for selection in before - wanted:
+            self._interest.remove(rsg, selection)
+        for selection in wanted - before:
+            self._interest.add(rsg, selection)
+        if wanted:
+            self._wanted[rsg] = wanted
+        else:
+            self._wanted.pop(rsg, None)
+        old = {self.scope(s.api_version, s.kind, s.namespace) for s in before}
+        new = {self.scope(s.api_version, s.kind, s.namespace) for s in wanted}
+        for scope in new - old:
+            self._holders.setdefault(scope, set()).add(rsg)
+            if scope not in self._informers:
+                informer = Informer(self.kube, scope, self._on_change)
+                self._informers[scope] = informer
+                informer.start()
+        for scope in old - new:
+            holders = self._holders.get(scope, set())
+            holders.discard(rsg)
+            if not holders:
+                self._holders.pop(scope, None)
+                informer = self._informers.pop(scope)
+                stopping = asyncio.create_task(informer.stop(), name=f"stop {scope.describe()}")
+                self._stopping.add(stopping)
+                stopping.add_done_callback(self._stopping.discard)
+
+    def drop(self, rsg: RsgKey) -> None:
+        self.want(rsg, ())
+
+    def informer(self, api_version: str, kind: str, namespace: str) -> Informer | None:
+        """The running informer that holds objects of this kind in `namespace`, if any."""
+        return self._informers.get(self.scope(api_version, kind, namespace))
+
+    @property
+    def informers(self) -> dict[Scope, Informer]:
+        return dict(self._informers)
+
+    def reconnects(self) -> int:
+        return sum(i.reconnects for i in self._informers.values())
+
+    async def stop(self) -> None:
+        informers = list(self._informers.values())
+        self._informers.clear()
+        self._holders.clear()
+        await asyncio.gather(*(i.stop() for i in informers), return_exceptions=True)
+
+    def _on_change(self, informer: Informer, old: Object | None, new: Object | None) -> None:
+        if old is None and new is None:  # the kind is served now
+            self._wake(self._holders.get(informer.scope, set()))
+            return
+        concerned: set[RsgKey] = set()
+        for obj in (old, new):
+            if obj is not None:
+                concerned |= self._interest.concerned(informer.scope, obj)
+        if concerned:
+            obj = new if new is not None else old
+            assert obj is not None
+            log.debug(
+                "%s %s/%s changed: waking %s",
+                informer.scope.kind,
+                obj["metadata"].get("namespace"),
+                obj["metadata"]["name"],
+                ", ".join(f"{ns}/{name}" for ns, name in sorted(concerned)),
+            )
+            self._wake(concerned)

@@ -1,0 +1,326 @@
+"""The controller: which RSG to reconcile when, and one reconcile (resolve, dispatch by
+strategy, write status, post events).
+
+Every RSG the operator sees (kopf delivers them to `observe`) is a key in one work
+queue, served by a bounded number of workers. A key is queued when its spec changes,
+when an object it concerns changes (shared watches, informers.py), when a claim it is
+connected to changes, after a failure (backoff), and once per resync period (jittered)
+as a safety net. Truth is read from the cluster (the watch caches); nothing is carried
+between reconciles but what the status says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from rsg_operator import api, graph, labels, status
+from rsg_operator.cluster import Cluster
+from rsg_operator.informers import Object, RsgKey, Selection, Watches, backoff, newer
+from rsg_operator.kube import Kube, KubeError, NotFound
+from rsg_operator.reconcilers import group_replication, inplace, targets
+from rsg_operator.reconcilers.report import Report
+from rsg_operator.settings import Settings
+from rsg_operator.workqueue import WorkQueue
+
+log = logging.getLogger("rsg_operator")
+
+# Held by a GroupReplication RSG once it has labelled seed members, so that the labels
+# are taken off before the RSG is gone, even if the operator was down at the time.
+FINALIZER = f"{labels.PREFIX}/release"
+RESYNC_JITTER = 0.1  # each resync is drawn from resync x [0.9, 1.1]
+
+
+class RsgLogger(logging.LoggerAdapter[logging.Logger]):
+    """Every line names the RSG: `[namespace/name] message`."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['rsg'] if self.extra else '?'}] {msg}", kwargs
+
+
+def rsg_key(obj: Object) -> RsgKey:
+    meta = obj["metadata"]
+    return (str(meta["namespace"]), str(meta["name"]))
+
+
+def claim_of(obj: Object) -> graph.Claim | None:
+    """The Source->Target edges of an InplaceScaling RSG with a valid spec, else None."""
+    try:
+        spec = api.parse_spec(obj.get("spec"))
+    except api.SpecError:
+        return None
+    if not isinstance(spec.strategy, api.InplaceScaling):
+        return None
+    created = str(obj["metadata"].get("creationTimestamp") or "")
+    return inplace.claim(spec, spec.strategy, rsg_key(obj), created)
+
+
+def watched(spec: api.RSGSpec, namespace: str, name: str) -> list[Selection]:
+    """Every object whose change should wake this RSG: its targets by name, and for
+    GroupReplication its clones (by the RSG's name label, one selection per kind)."""
+    selections = [
+        Selection(t.api_version, t.kind, t.namespace_or(namespace), name=t.name)
+        for t in spec.targets
+    ]
+    if isinstance(spec.strategy, api.GroupReplication):
+        selections += sorted(
+            {Selection(t.api_version, t.kind, namespace, labelled=name) for t in spec.targets},
+            key=Selection.describe,
+        )
+    return selections
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.queue: WorkQueue[RsgKey] = WorkQueue()
+        self.watches = Watches(kube, self.wake, settings.cluster_wide)
+        self.cluster = Cluster(kube, self.watches)
+        self.rsgs: dict[RsgKey, Object] = {}
+        self.claims = graph.ClaimIndex()
+        self._failures: dict[RsgKey, int] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"reconciler {i}")
+            for i in range(self.settings.max_concurrent_reconciles)
+        ]
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        await self.watches.stop()
+
+    # ------------------------------------------------------------------ inputs
+
+    def wake(self, keys: Iterable[RsgKey]) -> None:
+        """Reconcile these RSGs soon (coalesced with any pending wake-up)."""
+        for key in keys:
+            if key in self.rsgs:
+                self.queue.add(key)
+
+    def observe(self, event: str | None, obj: Object) -> None:
+        """An RSG as its watch delivered it (event None: listed)."""
+        key = rsg_key(obj)
+        if event == "DELETED":
+            self.rsgs.pop(key, None)
+            self.queue.forget(key)
+            self.watches.drop(key)
+            self._failures.pop(key, None)
+            self.wake(self.claims.put(key, None))
+            return
+        old = self.rsgs.get(key)
+        if old is not None and not newer(obj, old):
+            return  # our own status write got here first
+        self.rsgs[key] = obj
+        if old is None or _identity(old) != _identity(obj):
+            self.wake(self.claims.put(key, claim_of(obj)) | {key})
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self._reconcile_key(key)
+            finally:
+                self.queue.done(key)
+
+    async def _reconcile_key(self, key: RsgKey) -> None:
+        body = self.rsgs.get(key)
+        if body is None:
+            return
+        logger = RsgLogger(log, {"rsg": f"{key[0]}/{key[1]}"})
+        try:
+            await self.reconcile(body, logger)
+        except (KubeError, OSError) as error:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = min(backoff(failures) * 4, self.settings.resync_seconds)
+            logger.error("reconcile failed (retry in %.1fs): %s", delay, error)
+            if failures == 1:  # one Warning per failure streak
+                await self.post_event(body, "Warning", "ReconcileFailed", str(error))
+            self.queue.add_after(key, delay)
+            return
+        except Exception:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            logger.exception("reconcile crashed")
+            self.queue.add_after(key, min(backoff(failures) * 4, self.settings.resync_seconds))
+            return
+        self._failures.pop(key, None)
+        if key in self.rsgs:
+            period = self.settings.resync_seconds
+            self.queue.add_after(key, period * random.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER))
+
+    async def reconcile(self, body: Object, logger: RsgLogger) -> None:
+        """Reconcile the RSG in `body` (as last seen)."""
+        key = rsg_key(body)
+        namespace, name = key
+        if body["metadata"].get("deletionTimestamp"):
+            await self._finalize(body, logger)
+            return
+        try:
+            spec: api.RSGSpec | None = api.parse_spec(body.get("spec"))
+        except api.SpecError as error:
+            spec = None
+            problems = [status.Problem(status.Reason.INVALID_SPEC, str(error))]
+        result = Report()
+        if spec is None:
+            self.watches.drop(key)
+            result.problems = problems
+        else:
+            self.watches.want(key, watched(spec, namespace, name))
+            resolution = await targets.check(self.cluster, spec, namespace, self.settings)
+            result.problems = resolution.problems
+            if not result.problems:
+                result = await self._dispatch(body, spec, resolution.objects)
+        for reason, message in result.events:
+            logger.info("%s: %s", reason, message)
+            await self.post_event(body, "Normal", reason, message)
+        for reason, message in result.warnings:
+            logger.warning("%s: %s", reason, message)
+            await self.post_event(body, "Warning", reason, message)
+        written = await self._write_status(body, result)
+        logger.debug(
+            "reconciled: %d problem(s), status %s",
+            len(result.problems),
+            "patched" if written else "unchanged",
+        )
+
+    async def _dispatch(
+        self, body: Object, spec: api.RSGSpec, objects: dict[str, Object]
+    ) -> Report:
+        key = rsg_key(body)
+        if isinstance(spec.strategy, api.InplaceScaling):
+            mine = self.claims.get(key) or claim_of(body)
+            assert mine is not None
+            related = self.claims.related(mine) or [mine]
+            return await inplace.reconcile(
+                self.cluster, spec, spec.strategy, objects, mine, related
+            )
+        body = await self._ensure_finalizer(body)
+        rsg = group_replication.Rsg(key[0], key[1], str(body["metadata"]["uid"]))
+        return await group_replication.reconcile(self.cluster, spec, spec.strategy, objects, rsg)
+
+    # ------------------------------------------------------------------ writes of the RSG
+
+    async def _write_status(self, body: Object, result: Report) -> bool:
+        """Patch the status fields that changed (none: no write); warn on a new problem.
+
+        `body` is the RSG as it was when the reconcile began: its generation is the one
+        reconciled. Returns whether the status was written."""
+        key = rsg_key(body)
+        latest = self.rsgs.get(key, body)
+        outcome = status.outcome(
+            dict(latest.get("status") or {}),
+            int(body["metadata"].get("generation") or 0),
+            result.problems,
+            status.now_rfc3339(),
+            {k: v for k, v in result.fields.items() if v is not None},
+            result.healthy,
+        )
+        if outcome.patch:
+            try:
+                self._remember(
+                    await self.kube.merge_patch(_path(key, "status"), {"status": outcome.patch})
+                )
+            except NotFound:
+                self.observe("DELETED", body)  # deleted while we were away
+                return False
+        if outcome.warning is not None:
+            await self.post_event(
+                body, "Warning", str(outcome.warning.reason), outcome.warning.message
+            )
+        return bool(outcome.patch)
+
+    async def _ensure_finalizer(self, body: Object) -> Object:
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER in finalizers:
+            return body
+        return await self._set_finalizers(body, [*finalizers, FINALIZER])
+
+    async def _finalize(self, body: Object, logger: RsgLogger) -> None:
+        """The RSG is being deleted: take back what it added to objects it does not own,
+        then let it go. No scaling any more."""
+        key = rsg_key(body)
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINALIZER in finalizers:
+            with contextlib.suppress(api.SpecError):
+                spec = api.parse_spec(body.get("spec"))
+                self.watches.want(key, watched(spec, *key))
+                await group_replication.release(self.cluster, spec, key[0])
+            await self._set_finalizers(body, [f for f in finalizers if f != FINALIZER])
+            logger.info("released")
+        self.watches.drop(key)
+
+    async def _set_finalizers(self, body: Object, finalizers: list[str]) -> Object:
+        """Set the RSG's finalizers, guarded by its resourceVersion (Conflict)."""
+        meta = body["metadata"]
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        updated = await self.kube.merge_patch(_path(rsg_key(body)), patch)
+        self._remember(updated)
+        return updated
+
+    def _remember(self, obj: Object) -> None:
+        key = rsg_key(obj)
+        if key in self.rsgs and newer(obj, self.rsgs[key]):
+            self.rsgs[key] = obj
+
+    async def post_event(self, body: Object, type_: str, reason: str, message: str) -> None:
+        """A Kubernetes Event about the RSG. Never fails the reconcile."""
+        meta = body["metadata"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": api.API_VERSION,
+                "kind": api.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "rsg-operator"},
+            "reportingComponent": "rsg-operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.kube.request(
+                "POST", f"/api/v1/namespaces/{meta['namespace']}/events", event, counted=False
+            )
+        except KubeError as error:
+            log.warning("could not post event %s on %s/%s: %s", reason, *rsg_key(body), error)
+
+
+def _identity(obj: Object) -> tuple[Any, ...]:
+    """What, when it changes, calls for a reconcile: not a status-only change (ours)."""
+    meta = obj["metadata"]
+    return (
+        meta.get("uid"),
+        meta.get("generation"),
+        meta.get("deletionTimestamp") is not None,
+        tuple(meta.get("finalizers") or ()),
+    )
+
+
+def _path(key: RsgKey, subresource: str | None = None) -> str:
+    path = f"/apis/{api.API_VERSION}/namespaces/{key[0]}/{api.PLURAL}/{key[1]}"
+    return f"{path}/{subresource}" if subresource else path
