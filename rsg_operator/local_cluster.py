@@ -153,6 +153,7 @@ class LocalControlPlane:
     startup_timeout: float = 120.0
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _log_files: list[IO[bytes]] = field(default_factory=list)
+    _args: dict[str, list[str]] = field(default_factory=dict)
     _own_work_dir: bool = False
 
     def __post_init__(self) -> None:
@@ -247,7 +248,17 @@ class LocalControlPlane:
 
     # ------------------------------------------------------------------ processes
 
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port, as an upgrade does:
+        every client connection is dropped, etcd and the controller-manager keep running.
+        Returns when the new one is ready."""
+        process = self._processes.pop("kube-apiserver")
+        _terminate(process)
+        self._spawn("kube-apiserver", self._args["kube-apiserver"])
+        self._wait("kube-apiserver /readyz after restart", lambda: self._get("/readyz") == "ok")
+
     def _spawn(self, name: str, args: list[str]) -> None:
+        self._args[name] = args
         log = (self.logs / f"{name}.log").open("ab")
         self._log_files.append(log)
         self._processes[name] = subprocess.Popen(

@@ -23,6 +23,7 @@ import yaml
 from kubernetes import client, config
 
 from rsg_operator.local_cluster import LocalControlPlane
+from tests.integration.proxy import TcpProxy
 
 ROOT = Path(__file__).parents[2]
 CRD_NAME = "resourcescalinggroups.resourcescalinggroup.com"
@@ -230,9 +231,31 @@ class Operator:
 
 
 @pytest.fixture(scope="session")
-def operator(control_plane: LocalControlPlane, crd: str) -> Iterator[Operator]:
+def proxy(control_plane: LocalControlPlane) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of kube-apiserver, through which the operator connects."""
+    running = TcpProxy(control_plane.api_port).start()
+    yield running
+    running.stop()
+
+
+def kubeconfig_through(proxy: TcpProxy, control_plane: LocalControlPlane) -> Path:
+    """The admin kubeconfig, pointed at the proxy."""
     assert control_plane.work_dir is not None
-    running = Operator(control_plane.kubeconfig, control_plane.work_dir / "logs" / "operator.log")
+    config = yaml.safe_load(control_plane.kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    path = control_plane.work_dir / "kubeconfig-proxied"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: LocalControlPlane, crd: str, proxy: TcpProxy) -> Iterator[Operator]:
+    """The operator of the whole session, connected through `proxy`."""
+    assert control_plane.work_dir is not None
+    running = Operator(
+        kubeconfig_through(proxy, control_plane), control_plane.work_dir / "logs" / "operator.log"
+    )
     running.start()
     yield running
     running.stop()

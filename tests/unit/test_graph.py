@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rsg_operator.api import Member
-from rsg_operator.graph import Claim, problems
+from rsg_operator.graph import Claim, ClaimIndex, problems
 from rsg_operator.status import Reason
 
 
@@ -57,3 +57,47 @@ def test_a_cycle_across_rsgs_stops_every_rsg_on_it() -> None:
     assert "router -> Deployment ai/prefill -> Deployment ai/decode -> Deployment ai/router" in (
         problems(a, [a, b, c])[0].message
     )
+
+
+def test_index_checks_only_the_claims_connected_to_mine() -> None:
+    index = ClaimIndex()
+    a = claim("a", "1", "router", "prefill")
+    b = claim("b", "2", "prefill", "decode")
+    far = claim("far", "3", "x", "y")
+    for c in (a, b, far):
+        index.put(c.rsg, c)
+    assert [c.rsg for c in index.related(a)] == [("ai", "a"), ("ai", "b")]
+    assert [c.rsg for c in index.related(far)] == [("ai", "far")]
+
+
+def test_a_new_claim_wakes_its_whole_component_and_nothing_else() -> None:
+    index = ClaimIndex()
+    # A chain w -> x -> y -> z held by three RSGs; closing it into a cycle with a fourth
+    # changes the verdict of all four, though "two" shares no member with "four".
+    for c in (
+        claim("one", "1", "w", "x"),
+        claim("two", "2", "x", "y"),
+        claim("three", "3", "y", "z"),
+        claim("apart", "4", "p", "q"),
+    ):
+        index.put(c.rsg, c)
+    closing = claim("four", "5", "z", "w")
+    affected = index.put(closing.rsg, closing)
+    assert affected == {("ai", n) for n in ("one", "two", "three", "four")}
+    assert [p.reason for p in problems(closing, index.related(closing))] == [
+        Reason.SOURCE_TARGET_CYCLE
+    ]
+    # Removing it wakes the same RSGs (their cycle is gone), and an unchanged claim none.
+    assert index.put(closing.rsg, None) == affected
+    assert index.put(("ai", "one"), claim("one", "1", "w", "x")) == set()
+    assert len(index) == 4
+
+
+def test_a_changed_claim_wakes_its_old_and_new_neighbours() -> None:
+    index = ClaimIndex()
+    index.put(("ai", "a"), claim("a", "1", "router", "prefill"))
+    index.put(("ai", "b"), claim("b", "2", "prefill", "decode"))
+    index.put(("ai", "c"), claim("c", "3", "other", "more"))
+    moved = claim("a", "1", "router", "other")
+    assert index.put(moved.rsg, moved) == {("ai", "a"), ("ai", "b"), ("ai", "c")}
+    assert index.get(("ai", "a")) == moved

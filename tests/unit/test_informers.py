@@ -1,0 +1,176 @@
+"""The informers' store and the index of who an object concerns (no server: the
+list+watch loop itself is proven against the real control plane)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rsg_operator import labels
+from rsg_operator.informers import Informer, Scope, Selection, Watches, backoff, newer
+from rsg_operator.kube import Kube
+
+DEPLOYMENTS = Scope("apps/v1", "Deployment", None)
+
+
+def obj(name: str, version: int, uid: str = "u1", **labelled: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": "ai",
+            "uid": uid,
+            "resourceVersion": str(version),
+            "labels": dict(labelled),
+            "managedFields": [{"manager": "x"}],
+        },
+    }
+
+
+def event(kind: str, o: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "object": o}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str | None, str | None]] = []
+
+    def __call__(self, _: Informer, old: Any, new: Any) -> None:
+        version = lambda o: None if o is None else o["metadata"]["resourceVersion"]  # noqa: E731
+        self.changes.append((version(old), version(new)))
+
+
+def informer() -> tuple[Informer, Recorder]:
+    recorder = Recorder()
+    return Informer(Kube.__new__(Kube), DEPLOYMENTS, recorder), recorder
+
+
+def test_events_fill_the_store_without_managed_fields() -> None:
+    store, seen = informer()
+    assert store._apply(event("ADDED", obj("a", 5))) == "5"
+    assert store._apply(event("MODIFIED", obj("a", 7))) == "7"
+    kept = store.get("ai", "a")
+    assert kept is not None and kept["metadata"]["resourceVersion"] == "7"
+    assert "managedFields" not in kept["metadata"]
+    assert seen.changes == [(None, "5"), ("5", "7")]
+
+
+def test_bookmarks_move_the_version_and_change_nothing() -> None:
+    store, seen = informer()
+    assert store._apply({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}})
+    assert seen.changes == [] and store.objects == {}
+
+
+def test_our_own_write_is_kept_until_the_watch_catches_up() -> None:
+    store, seen = informer()
+    store._apply(event("ADDED", obj("a", 5)))
+    store.remember(obj("a", 8))
+    store._apply(event("MODIFIED", obj("a", 8)))  # the same state, arriving late
+    store.remember(obj("a", 6))  # an older answer cannot overwrite a newer state
+    assert store.get("ai", "a")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
+    assert seen.changes == [(None, "5")]
+
+
+def test_an_object_we_deleted_is_gone_at_once_and_its_late_events_ignored() -> None:
+    store, _ = informer()
+    store._apply(event("ADDED", obj("a", 5)))
+    store.forget(obj("a", 5))
+    assert store.get("ai", "a") is None
+    store._apply(event("MODIFIED", obj("a", 6)))  # e.g. deletionTimestamp set
+    assert store.get("ai", "a") is None
+    store._apply(event("DELETED", obj("a", 7)))
+    store._apply(event("ADDED", obj("a", 9, uid="u2")))  # recreated under the name
+    assert store.get("ai", "a")["metadata"]["uid"] == "u2"  # type: ignore[index]
+
+
+def test_a_late_answer_does_not_resurrect_a_deleted_object() -> None:
+    store, _ = informer()
+    store._apply(event("ADDED", obj("a", 5)))
+    store._apply(event("DELETED", obj("a", 7)))
+    store.remember(obj("a", 6))
+    assert store.get("ai", "a") is None
+
+
+def test_objects_are_found_by_their_rsg_label() -> None:
+    store, _ = informer()
+    store._apply(event("ADDED", obj("unit-02-a", 1, **{labels.NAME: "pool"})))
+    store._apply(event("ADDED", obj("unit-03-a", 2, uid="u2", **{labels.NAME: "pool"})))
+    store._apply(event("ADDED", obj("other", 3, uid="u3")))
+    assert [o["metadata"]["name"] for o in store.labelled("ai", "pool")] == [
+        "unit-02-a",
+        "unit-03-a",
+    ]
+    store._apply(event("MODIFIED", obj("unit-02-a", 4)))  # label removed
+    store._apply(event("DELETED", obj("unit-03-a", 5, uid="u2", **{labels.NAME: "pool"})))
+    assert store.labelled("ai", "pool") == []
+
+
+def test_newer_compares_versions_as_numbers_where_it_can() -> None:
+    assert newer(obj("a", 10), obj("a", 9))
+    assert not newer(obj("a", 9), obj("a", 10))
+    opaque = obj("a", 1)
+    opaque["metadata"]["resourceVersion"] = "abc"
+    assert newer(opaque, obj("a", 10))
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    delays = [backoff(n) for n in range(1, 30)]
+    assert all(0 < d <= 30 for d in delays)
+    assert delays[0] <= 0.25
+    assert max(delays) > 10
+
+
+def test_an_event_wakes_only_the_rsgs_it_concerns() -> None:
+    async def scenario() -> list[set[tuple[str, str]]]:
+        woken: list[set[tuple[str, str]]] = []
+        watches = Watches(Kube.__new__(Kube), lambda keys: woken.append(set(keys)), True)
+        watches._informers[DEPLOYMENTS] = informer()[0]  # held, not started
+        watches._holders[DEPLOYMENTS] = set()
+        watches._interest.add(("ai", "pool"), Selection("apps/v1", "Deployment", "ai", "router"))
+        watches._interest.add(("ai", "pool"), Selection("apps/v1", "Deployment", "ai", "decode"))
+        watches._interest.add(
+            ("ai", "units"), Selection("apps/v1", "Deployment", "ai", labelled="units")
+        )
+        watches._interest.add(("ai", "other"), Selection("apps/v1", "Deployment", "ai", "x"))
+        change = watches._on_change
+        store = watches._informers[DEPLOYMENTS]
+        change(store, None, obj("router", 1))
+        change(store, obj("unit-02-a", 1, **{labels.NAME: "units"}), None)
+        change(store, None, obj("unrelated", 1))
+        # The same object named through another version of its group is the same object.
+        beta = Scope("apps/v1beta1", "Deployment", None)
+        change(Informer(Kube.__new__(Kube), beta, lambda *_: None), None, obj("decode", 2))
+        return woken
+
+    assert asyncio.run(scenario()) == [{("ai", "pool")}, {("ai", "units")}, {("ai", "pool")}]
+
+
+def test_a_watch_starts_with_the_first_rsg_and_stops_with_the_last() -> None:
+    class Stalled(Kube):
+        def __init__(self) -> None:
+            pass
+
+        async def resource(self, api_version: str, kind: str) -> Any:
+            await asyncio.Event().wait()
+
+    async def scenario() -> None:
+        watches = Watches(Stalled(), lambda _: None, cluster_wide=False)
+        router = Selection("apps/v1", "Deployment", "ai", "router")
+        decode = Selection("apps/v1", "Deployment", "ai", "decode")
+        elsewhere = Selection("apps/v1", "Deployment", "ml", "router")
+        watches.want(("ai", "a"), [router])
+        watches.want(("ai", "b"), [decode, elsewhere])
+        assert set(watches.informers) == {
+            Scope("apps/v1", "Deployment", "ai"),
+            Scope("apps/v1", "Deployment", "ml"),
+        }
+        watches.drop(("ai", "a"))
+        assert len(watches.informers) == 2  # b still holds namespace ai
+        watches.want(("ai", "b"), [decode])
+        assert set(watches.informers) == {Scope("apps/v1", "Deployment", "ai")}
+        watches.drop(("ai", "b"))
+        assert watches.informers == {}
+        await watches.stop()
+
+    asyncio.run(scenario())
