@@ -13,7 +13,7 @@ DEMO_APPLY := --apply crds \
 	--apply ai=examples/group-replication.yaml \
 	--apply ai=examples/inplace-scaling.yaml
 
-.PHONY: install control-plane cluster demo test lint unit integration clean
+.PHONY: install control-plane cluster demo test lint unit integration bench clean
 
 install: $(STAMP)
 
@@ -39,8 +39,8 @@ test: lint
 	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/pytest tests
 
 lint: install
-	$(BIN)/ruff check rsg_operator tests
-	$(BIN)/ruff format --check rsg_operator tests
+	$(BIN)/ruff check rsg_operator tests bench
+	$(BIN)/ruff format --check rsg_operator tests bench
 	$(BIN)/mypy rsg_operator
 	$(BIN)/lint-imports
 
@@ -49,6 +49,10 @@ unit: install
 
 integration: install
 	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/pytest tests/integration
+
+## Scale figures (docs/benchmarks.md): N RSGs on a fresh local control plane each.
+bench: install
+	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,6 +1,6 @@
 """Print how long the local control plane takes to start and stop, and its memory.
 
-    RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) .venv/bin/python bench/control_plane.py
+RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) .venv/bin/python bench/control_plane.py
 """
 
 from __future__ import annotations
@@ -33,11 +33,16 @@ def main(runs: int = 3) -> None:
         began = time.monotonic()
         plane.stop()
         stops.append(time.monotonic() - began)
-    print(f"start (until default ServiceAccount exists): median {statistics.median(starts):.1f}s "
-          f"over {runs} runs, {', '.join(f'{s:.1f}' for s in starts)}")
+    print(
+        f"start (until default ServiceAccount exists): median {statistics.median(starts):.1f}s "
+        f"over {runs} runs, {', '.join(f'{s:.1f}' for s in starts)}"
+    )
     print(f"stop: median {statistics.median(stops):.1f}s")
-    print("RSS right after start: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items())
-          + f"; total {sum(memory.values()):.0f} MiB")
+    print(
+        "RSS right after start: "
+        + ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items())
+        + f"; total {sum(memory.values()):.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

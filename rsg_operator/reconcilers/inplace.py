@@ -7,6 +7,7 @@ are checked first; a problem means no write at all.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rsg_operator import api, graph
@@ -54,10 +55,17 @@ async def reconcile(
     bindings = [
         {"name": source_binding.name, "role": "Source", "desired": source, "current": source}
     ]
+    # Targets are independent: written at once, so one slow write delays no other.
+    wanted = []
     for binding in strategy.targets:
-        assert binding.ratio is not None
-        desired = target_replicas(source, binding.ratio)
-        current = await _converge(by_name[binding.name], binding, source, desired, result)
+        assert binding.ratio is not None  # a Target always has one (default 1)
+        wanted.append((binding, target_replicas(source, binding.ratio)))
+    outcomes = await asyncio.gather(
+        *(_converge(by_name[b.name], b, source, desired) for b, desired in wanted)
+    )
+    for (binding, desired), (current, event) in zip(wanted, outcomes, strict=True):
+        if event is not None:
+            result.events.append(event)
         bindings.append(
             {
                 "name": binding.name,
@@ -80,21 +88,19 @@ async def reconcile(
 
 
 async def _converge(
-    scaler: Scaler, binding: api.Binding, source: int, desired: int, result: Report
-) -> int:
-    """Set the Target to `desired` if it differs; return its replicas as read back."""
+    scaler: Scaler, binding: api.Binding, source: int, desired: int
+) -> tuple[int, tuple[str, str] | None]:
+    """Set the Target to `desired` if it differs; return its replicas as read back, and
+    the event that says so."""
     current = await scaler.read()
     if current == desired:
-        return current
+        return current, None
     written = await scaler.write(desired)
-    result.events.append(
-        (
-            "Scaled",
-            f"{binding.name} ({scaler.member.describe()}): {current} -> {desired} "
-            f"= ceil({source} x {binding.ratio})",
-        )
+    return written, (
+        "Scaled",
+        f"{binding.name} ({scaler.member.describe()}): {current} -> {desired} "
+        f"= ceil({source} x {binding.ratio})",
     )
-    return written
 
 
 def _ready(obj: dict[str, Any], source: api.Binding) -> int | None:

@@ -1,0 +1,603 @@
+"""Print how the operator scales with the number of RSGs, on the local control plane.
+
+    RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) .venv/bin/python bench/scale.py
+    (or `make bench`; `--quick` runs small sizes only, to check the script itself)
+
+For each size N, on a fresh control plane:
+- InplaceScaling: N RSGs of 3 Deployments each (a Source, Targets at ratios 1 and 2.5);
+  GroupReplication: N RSGs of 2 Deployments each, 2 groups.
+- time until all N are reconciled (observedGeneration current, Ready), from the first
+  RSG create (the Deployments exist before);
+- InplaceScaling: Source -> Target propagation over CHANGES changes of random RSGs,
+  from the scale request to the Target's change seen on the bench's own watch, beside
+  the raw watch round trip measured in the same run (the bench scales a Deployment no
+  RSG knows and waits for its own watch event), at two pacings (changes 1 s and 0.2 s
+  apart);
+- operator RSS and open TCP connections (peak, sampled every 0.2 s);
+- apiserver requests per minute while idle (delta of apiserver_request_total from its
+  /metrics) without and with the operator, and the operator's writes during a window
+  that holds a full resync pass (no-op: there is nothing to change);
+- a restart of the operator in front of the N RSGs: time until every RSG was reconciled
+  again, and its writes and 429s meanwhile.
+Then 0 -> 100 groups -> 0 on one RSG, beside a plain client creating and deleting the
+same objects one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+from kubernetes import client, config, watch
+from prometheus_client.parser import text_string_to_metric_families
+
+from rsg_operator.local_cluster import LocalControlPlane
+
+ROOT = Path(__file__).parents[1]
+NS = "bench"
+RESYNC_SECONDS = 60.0
+IDLE_SECONDS = 30.0
+CHANGES = 100
+PACINGS = (1.0, 0.2)
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
+OPERATOR_RESOURCES = {"resourcescalinggroups", "deployments", "events"}
+
+
+# ---------------------------------------------------------------------------- objects
+
+
+def deployment(name: str, replicas: int = 0) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]},
+            },
+        },
+    }
+
+
+def inplace_rsg(i: int) -> dict[str, Any]:
+    return _rsg(
+        f"pool-{i}",
+        [f"src-{i}", f"one-{i}", f"more-{i}"],
+        {
+            "type": "InplaceScaling",
+            "inplaceConfig": {
+                "bindings": [
+                    {"name": f"src-{i}", "role": "Source"},
+                    {"name": f"one-{i}", "role": "Target", "ratio": 1},
+                    {"name": f"more-{i}", "role": "Target", "ratio": "2.5"},
+                ]
+            },
+        },
+    )
+
+
+def group_rsg(j: int, groups: int = 2) -> dict[str, Any]:
+    return _rsg(
+        f"unit-{j}",
+        [f"p-{j}", f"d-{j}"],
+        {
+            "type": "GroupReplication",
+            "groupConfig": {"groupNamePrefix": f"g{j}", "replicas": groups},
+        },
+    )
+
+
+def _rsg(name: str, targets: list[str], strategy: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "resourcescalinggroup.com/v1",
+        "kind": "ResourceScalingGroup",
+        "metadata": {"name": name},
+        "spec": {
+            "targetResources": [
+                {"name": t, "apiVersion": "apps/v1", "kind": "Deployment"} for t in targets
+            ],
+            "scalingStrategy": strategy,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """A fresh control plane with namespace NS, and the bench's own clients."""
+
+    plane: LocalControlPlane
+    api: client.ApiClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.core.create_namespace({"metadata": {"name": NS}})
+
+    def create(self, manifests: list[dict[str, Any]], threads: int = 8) -> None:
+        def one(manifest: dict[str, Any]) -> None:
+            if manifest["kind"] == "Deployment":
+                self.apps.create_namespaced_deployment(NS, manifest)
+            else:
+                self.custom.create_namespaced_custom_object(
+                    "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", manifest
+                )
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, manifests))
+
+    def rsgs(self) -> list[dict[str, Any]]:
+        listing = self.custom.list_namespaced_custom_object(
+            "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups"
+        )
+        return list(listing["items"])
+
+    def scale(self, name: str, replicas: int) -> None:
+        self.apps.patch_namespaced_deployment_scale(name, NS, {"spec": {"replicas": replicas}})
+
+    def scale_rsg(self, name: str, replicas: int) -> None:
+        self.custom.patch_namespaced_custom_object_scale(
+            "resourcescalinggroup.com",
+            "v1",
+            NS,
+            "resourcescalinggroups",
+            name,
+            {"spec": {"replicas": replicas}},
+        )
+
+    def requests(self) -> Counter[tuple[str, str, str, str]]:
+        """apiserver_request_total by (verb, resource, subresource, code)."""
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET", "/metrics", auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(method, url, headers, body, post)
+        response.read()
+        text = response.data.decode()
+        counts: Counter[tuple[str, str, str, str]] = Counter()
+        for family in text_string_to_metric_families(text):
+            if family.name != "apiserver_request":
+                continue
+            for sample in family.samples:
+                if sample.name != "apiserver_request_total":
+                    continue
+                labels = sample.labels
+                key = (
+                    labels.get("verb", ""),
+                    labels.get("resource", ""),
+                    labels.get("subresource", ""),
+                    labels.get("code", ""),
+                )
+                counts[key] += sample.value
+        return counts
+
+
+def reconciled(obj: dict[str, Any], groups: int | None = None) -> bool:
+    status = obj.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+    return (
+        status.get("observedGeneration") == obj["metadata"].get("generation")
+        and ready.get("status") == "True"
+        and (groups is None or status.get("currentReplicas") == groups)
+    )
+
+
+def writes(delta: Counter[tuple[str, str, str, str]]) -> int:
+    """Writes to what the operator writes: RSGs, Deployments (not their status, which the
+    controller-manager writes) and Events."""
+    return int(
+        sum(
+            n
+            for (verb, resource, sub, _), n in delta.items()
+            if verb in WRITE_VERBS
+            and resource in OPERATOR_RESOURCES
+            and not (resource == "deployments" and sub == "status")
+        )
+    )
+
+
+def throttled(delta: Counter[tuple[str, str, str, str]]) -> int:
+    return int(sum(n for key, n in delta.items() if key[3] == "429"))
+
+
+def since(before: Counter[Any], after: Counter[Any]) -> Counter[Any]:
+    return Counter({k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)})
+
+
+class DeploymentWatch:
+    """The bench's own watch of the namespace's Deployments: when each name was last
+    seen with which replicas, and which names were seen added or deleted."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.replicas: dict[str, tuple[int, float]] = {}
+        self.added: set[str] = set()
+        self.deleted: set[str] = set()
+        self.changed = threading.Condition()
+        version = world.apps.list_namespaced_deployment(NS, limit=1).metadata.resource_version
+        self._watch = watch.Watch()
+        threading.Thread(target=self._follow, args=(version,), daemon=True).start()
+
+    def _follow(self, version: str) -> None:
+        with contextlib.suppress(Exception):  # the server goes away at the end
+            for event in self._watch.stream(
+                self.world.apps.list_namespaced_deployment, NS, resource_version=version
+            ):
+                now = time.perf_counter()
+                raw = event["raw_object"]
+                name = raw["metadata"]["name"]
+                with self.changed:
+                    if event["type"] == "DELETED":
+                        self.deleted.add(name)
+                    else:
+                        if event["type"] == "ADDED":
+                            self.added.add(name)
+                        self.replicas[name] = (int(raw["spec"].get("replicas") or 0), now)
+                    self.changed.notify_all()
+
+    def wait(self, what: str, done: Callable[[], bool], timeout: float = 120.0) -> None:
+        with self.changed:
+            if not self.changed.wait_for(done, timeout):
+                raise TimeoutError(f"timed out waiting for {what}")
+
+    def seen_at(self, name: str, replicas: int, after: float, timeout: float = 60.0) -> float:
+        """When `name` was first seen at `replicas` after `after`."""
+        self.wait(
+            f"{name} at {replicas}",
+            lambda: (
+                self.replicas.get(name, (-1, 0.0))[0] == replicas
+                and self.replicas[name][1] >= after
+            ),
+            timeout,
+        )
+        return self.replicas[name][1]
+
+    def stop(self) -> None:
+        self._watch.stop()
+
+
+class Sampler:
+    """Peak RSS and open TCP connections of a process, sampled in the background."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak_rss = 0
+        self.peak_connections = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(psutil.Error):
+                self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+                established = [
+                    c
+                    for c in self.process.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_ESTABLISHED
+                ]
+                self.peak_connections = max(self.peak_connections, len(established))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class Operator:
+    kubeconfig: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rsg_operator",
+                    "run",
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--resync-seconds={RESYNC_SECONDS}",
+                    "--verbose",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def reconciles(self) -> int:
+        return self.log.read_text(errors="replace").count("] reconciled: ")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@contextlib.contextmanager
+def world() -> Iterator[tuple[World, Operator]]:
+    plane = LocalControlPlane(bin_dir=Path(os.environ["RSG_CONTROL_PLANE_BIN"]))
+    plane.start()
+    try:
+        plane.apply(ROOT / "crds")
+        assert plane.work_dir is not None
+        yield World(plane), Operator(plane.kubeconfig, plane.work_dir / "logs" / "operator.log")
+    finally:
+        plane.stop()
+
+
+def until(what: str, done: Callable[[], bool], timeout: float, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def settle(w: World, quiet: float = 5.0, timeout: float = 120.0) -> None:
+    """Until no write has been made for `quiet` seconds (status updates after the last
+    reconcile, the controller-manager's own work)."""
+    deadline = time.monotonic() + timeout
+    last = writes(w.requests())
+    since_change = time.monotonic()
+    while time.monotonic() - since_change < quiet and time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = writes(w.requests())
+        if now != last:
+            last, since_change = now, time.monotonic()
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class Result:
+    mode: str
+    n: int
+    reconciled_s: float = 0.0
+    propagation: dict[float, tuple[list[float], list[float]]] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    peak_connections: int = 0
+    idle_without: float = 0.0
+    idle_with: float = 0.0
+    resync_writes: int = 0
+    resync_reconciles: int = 0
+    restart_s: float = 0.0
+    restart_writes: int = 0
+    restart_429: int = 0
+
+
+def run_size(mode: str, n: int) -> Result:
+    result = Result(mode, n)
+    with world() as (w, op):
+        if mode == "InplaceScaling":
+            members = [deployment(f"{k}-{i}") for i in range(n) for k in ("src", "one", "more")]
+            rsgs, groups = [inplace_rsg(i) for i in range(n)], None
+        else:
+            members = [deployment(f"{k}-{j}") for j in range(n) for k in ("p", "d")]
+            rsgs, groups = [group_rsg(j) for j in range(n)], 2
+        w.create([*members, deployment("raw-probe")])
+        seen = DeploymentWatch(w)
+
+        settle(w)  # the controller-manager's work on the new Deployments
+        before = w.requests()
+        time.sleep(IDLE_SECONDS)
+        result.idle_without = sum(since(before, w.requests()).values()) * 60 / IDLE_SECONDS
+
+        op.start()
+        sampler = Sampler(op.pid)
+        began = time.perf_counter()
+        w.create(rsgs)
+        until(
+            f"{n} RSGs reconciled",
+            lambda: sum(reconciled(r, groups) for r in w.rsgs()) == n,
+            timeout=600,
+        )
+        result.reconciled_s = time.perf_counter() - began
+
+        # Idle, and a full resync pass with nothing to change.
+        settle(w)
+        reconciles = op.reconciles()
+        before = w.requests()
+        window = RESYNC_SECONDS * 1.15
+        time.sleep(window)
+        delta = since(before, w.requests())
+        result.idle_with = sum(delta.values()) * 60 / window
+        result.resync_writes = writes(delta)
+        result.resync_reconciles = op.reconciles() - reconciles
+
+        if mode == "InplaceScaling":
+            current = dict.fromkeys(range(n), 0)
+            rng = random.Random(n)
+            raw = 0
+            for pacing in PACINGS:
+                ours: list[float] = []
+                plain: list[float] = []
+                for _ in range(CHANGES):
+                    i = rng.randrange(n)
+                    current[i] = current[i] % 4 + 1
+                    started = time.perf_counter()
+                    w.scale(f"src-{i}", current[i])
+                    ours.append((seen.seen_at(f"one-{i}", current[i], started) - started) * 1e3)
+                    time.sleep(pacing)
+                    raw = raw % 4 + 1
+                    started = time.perf_counter()
+                    w.scale("raw-probe", raw)
+                    plain.append((seen.seen_at("raw-probe", raw, started) - started) * 1e3)
+                    time.sleep(pacing)
+                result.propagation[pacing] = (ours, plain)
+
+        result.peak_rss_mb = sampler.peak_rss / 2**20
+        result.peak_connections = sampler.peak_connections
+        sampler.stop()
+
+        # A restart in front of N reconciled RSGs.
+        settle(w)
+        op.stop()
+        before = w.requests()
+        reconciles = op.reconciles()
+        began = time.perf_counter()
+        op.start()
+        until(f"{n} reconciles after a restart", lambda: op.reconciles() - reconciles >= n, 600)
+        result.restart_s = time.perf_counter() - began
+        delta = since(before, w.requests())
+        result.restart_writes, result.restart_429 = writes(delta), throttled(delta)
+        op.stop()
+        seen.stop()
+    return result
+
+
+def run_groups_up_and_down(count: int = 100) -> dict[str, float]:
+    """0 -> count groups -> 0 on one RSG, and a plain client doing the same."""
+    times: dict[str, float] = {}
+    with world() as (w, op):
+        w.create([deployment("p"), deployment("d")])
+        seen = DeploymentWatch(w)
+        op.start()
+        w.create([_rsg("unit", ["p", "d"], group_rsg(0, 0)["spec"]["scalingStrategy"])])
+        until("the RSG at 0 groups", lambda: all(reconciled(r, 0) for r in w.rsgs()), 120)
+        clones = {f"g0-{i:02d}-{m}" for i in range(2, count + 1) for m in ("p", "d")}
+
+        began = time.perf_counter()
+        w.scale_rsg("unit", count)
+        seen.wait(f"{count} groups", lambda: clones <= seen.added, 600)
+        times["operator up"] = time.perf_counter() - began
+        began = time.perf_counter()
+        w.scale_rsg("unit", 0)
+        seen.wait("0 groups", lambda: clones <= seen.deleted, 600)
+        times["operator down"] = time.perf_counter() - began
+        op.stop()
+
+        plain = [deployment(f"plain-{i:02d}-{m}") for i in range(2, count + 1) for m in ("p", "d")]
+        names = {m["metadata"]["name"] for m in plain}
+        began = time.perf_counter()
+        w.create(plain, threads=1)
+        seen.wait("plain creates", lambda: names <= seen.added, 600)
+        times["plain up"] = time.perf_counter() - began
+        began = time.perf_counter()
+        for name in sorted(names):
+            w.apps.delete_namespaced_deployment(name, NS, propagation_policy="Background")
+        seen.wait("plain deletes", lambda: names <= seen.deleted, 600)
+        times["plain down"] = time.perf_counter() - began
+        seen.stop()
+    return times
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = psutil.virtual_memory().total / 2**30
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}" for p in ("kopf", "kubernetes_asyncio", "aiohttp")
+    )
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {memory:.0f} GiB; Python {platform.python_version()}; "
+        f"{versions}; control plane {Path(os.environ['RSG_CONTROL_PLANE_BIN']).parent.name}"
+    )
+
+
+def report(results: list[Result], updown: dict[str, float]) -> None:
+    print(f"\n{time.strftime('%Y-%m-%d')} on {machine()}\n")
+    print(
+        "| mode | N | all reconciled (s) | peak RSS (MB) | peak connections "
+        "| idle req/min without / with operator | writes in a no-op resync (reconciles) "
+        "| restart: all reconciled (s), writes, 429s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.mode} | {r.n} | {r.reconciled_s:.1f} | {r.peak_rss_mb:.0f} | "
+            f"{r.peak_connections} | {r.idle_without:.0f} / {r.idle_with:.0f} | "
+            f"{r.resync_writes} ({r.resync_reconciles}) | "
+            f"{r.restart_s:.1f}, {r.restart_writes}, {r.restart_429} |"
+        )
+    print(
+        "\n| N | pacing (s) | Source->Target p50 / p99 (ms) | raw round trip p50 / p99 (ms) "
+        "| ratio p50 / p99 |"
+    )
+    print("|---|---|---|---|---|")
+    for r in results:
+        for pacing, (ours, plain) in r.propagation.items():
+            o50, o99 = statistics.median(ours), percentile(ours, 99)
+            p50, p99 = statistics.median(plain), percentile(plain, 99)
+            print(
+                f"| {r.n} | {pacing} | {o50:.1f} / {o99:.1f} | {p50:.1f} / {p99:.1f} "
+                f"| {o50 / p50:.2f} / {o99 / p99:.2f} |"
+            )
+    if updown:
+        print("\n| 0 -> 100 -> 0 groups | operator (s) | plain client (s) | ratio |")
+        print("|---|---|---|---|")
+        for way in ("up", "down"):
+            ours, plain = updown[f"operator {way}"], updown[f"plain {way}"]
+            print(f"| {way} | {ours:.2f} | {plain:.2f} | {ours / plain:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1 and 10 only; 10 groups")
+    parser.add_argument("--only", choices=["inplace", "group", "updown"], action="append")
+    parser.add_argument("--sizes", type=int, nargs="+", help="instead of the default sizes")
+    args = parser.parse_args()
+    global CHANGES, RESYNC_SECONDS, IDLE_SECONDS
+    if args.quick:
+        CHANGES, RESYNC_SECONDS, IDLE_SECONDS = 10, 10.0, 5.0
+    only = set(args.only or ["inplace", "group", "updown"])
+    inplace_sizes = args.sizes or ((1, 10) if args.quick else (1, 100, 1000))
+    group_sizes = args.sizes or ((1, 10) if args.quick else (1, 100, 300))
+    results = []
+    if "inplace" in only:
+        for n in inplace_sizes:
+            results.append(run_size("InplaceScaling", n))
+            print(f"InplaceScaling N={n} done", file=sys.stderr, flush=True)
+    if "group" in only:
+        for n in group_sizes:
+            results.append(run_size("GroupReplication", n))
+            print(f"GroupReplication N={n} done", file=sys.stderr, flush=True)
+    updown = run_groups_up_and_down(10 if args.quick else 100) if "updown" in only else {}
+    report(results, updown)
+
+
+if __name__ == "__main__":
+    main()
