@@ -14,11 +14,13 @@ For each size N, on a fresh control plane:
   RSG knows and waits for its own watch event), at two pacings (changes 1 s and 0.2 s
   apart);
 - operator RSS and open TCP connections (peak, sampled every 0.2 s);
-- apiserver requests per minute while idle (delta of apiserver_request_total from its
-  /metrics) without and with the operator, and the operator's writes during a window
-  that holds a full resync pass (no-op: there is nothing to change);
+- requests per minute while idle, of the whole control plane before the operator starts
+  and of the operator alone once all are reconciled, during a window that holds a full
+  resync pass, and the operator's writes in it (a no-op: there is nothing to change);
+  the apiserver's audit log names each request's client, so these are the operator's
+  own requests, counted by the server;
 - a restart of the operator in front of the N RSGs: time until every RSG was reconciled
-  again, and its writes and 429s meanwhile.
+  again, and the operator's requests and writes, and any 429, meanwhile.
 Then 0 -> 100 groups -> 0 on one RSG, beside a plain client creating and deleting the
 same objects one by one.
 """
@@ -26,99 +28,71 @@ same objects one by one.
 from __future__ import annotations
 
 import argparse
+import builtins
 import contextlib
+import json
 import math
 import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import psutil
 from kubernetes import client, config, watch
-from prometheus_client.parser import text_string_to_metric_families
 
 from rsg_operator.local_cluster import LocalControlPlane
 
 ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))  # the manifests and the operator process the tests use
+from tests.harness import OperatorProcess, deployment  # noqa: E402
+from tests.specs import group_spec, rsg, target  # noqa: E402
+
 NS = "bench"
 RESYNC_SECONDS = 60.0
 IDLE_SECONDS = 30.0
 CHANGES = 100
 PACINGS = (1.0, 0.2)
-WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
-OPERATOR_RESOURCES = {"resourcescalinggroups", "deployments", "events"}
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+AUDIT_FLUSH_SECONDS = 2.0  # the audit log is written in batches, at least every second
+# The operator's own requests, as the apiserver's audit log names their clients.
+OPERATOR_AGENTS = ("rsg-operator/", "kopf/")
 
 
 # ---------------------------------------------------------------------------- objects
 
 
-def deployment(name: str, replicas: int = 0) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]},
-            },
-        },
-    }
-
-
 def inplace_rsg(i: int) -> dict[str, Any]:
-    return _rsg(
+    return rsg(
         f"pool-{i}",
-        [f"src-{i}", f"one-{i}", f"more-{i}"],
         {
-            "type": "InplaceScaling",
-            "inplaceConfig": {
-                "bindings": [
-                    {"name": f"src-{i}", "role": "Source"},
-                    {"name": f"one-{i}", "role": "Target", "ratio": 1},
-                    {"name": f"more-{i}", "role": "Target", "ratio": "2.5"},
-                ]
+            "targetResources": [target(f"src-{i}"), target(f"one-{i}"), target(f"more-{i}")],
+            "scalingStrategy": {
+                "type": "InplaceScaling",
+                "inplaceConfig": {
+                    "bindings": [
+                        {"name": f"src-{i}", "role": "Source"},
+                        {"name": f"one-{i}", "role": "Target", "ratio": 1},
+                        {"name": f"more-{i}", "role": "Target", "ratio": "2.5"},
+                    ]
+                },
             },
         },
     )
 
 
 def group_rsg(j: int, groups: int = 2) -> dict[str, Any]:
-    return _rsg(
-        f"unit-{j}",
-        [f"p-{j}", f"d-{j}"],
-        {
-            "type": "GroupReplication",
-            "groupConfig": {"groupNamePrefix": f"g{j}", "replicas": groups},
-        },
+    return rsg(
+        f"unit-{j}", group_spec(target(f"p-{j}"), target(f"d-{j}"), prefix=f"g{j}", replicas=groups)
     )
-
-
-def _rsg(name: str, targets: list[str], strategy: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "resourcescalinggroup.com/v1",
-        "kind": "ResourceScalingGroup",
-        "metadata": {"name": name},
-        "spec": {
-            "targetResources": [
-                {"name": t, "apiVersion": "apps/v1", "kind": "Deployment"} for t in targets
-            ],
-            "scalingStrategy": strategy,
-        },
-    }
 
 
 # ---------------------------------------------------------------------------- the world
@@ -132,6 +106,7 @@ class World:
     api: client.ApiClient = field(init=False)
 
     def __post_init__(self) -> None:
+        self.audit = Audit(self.plane.audit_log)
         self.api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
         self.apps = client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -169,31 +144,6 @@ class World:
             {"spec": {"replicas": replicas}},
         )
 
-    def requests(self) -> Counter[tuple[str, str, str, str]]:
-        """apiserver_request_total by (verb, resource, subresource, code)."""
-        method, url, headers, body, post = self.api.param_serialize(
-            "GET", "/metrics", auth_settings=["BearerToken"]
-        )
-        response = self.api.call_api(method, url, headers, body, post)
-        response.read()
-        text = response.data.decode()
-        counts: Counter[tuple[str, str, str, str]] = Counter()
-        for family in text_string_to_metric_families(text):
-            if family.name != "apiserver_request":
-                continue
-            for sample in family.samples:
-                if sample.name != "apiserver_request_total":
-                    continue
-                labels = sample.labels
-                key = (
-                    labels.get("verb", ""),
-                    labels.get("resource", ""),
-                    labels.get("subresource", ""),
-                    labels.get("code", ""),
-                )
-                counts[key] += sample.value
-        return counts
-
 
 def reconciled(obj: dict[str, Any], groups: int | None = None) -> bool:
     status = obj.get("status") or {}
@@ -205,26 +155,50 @@ def reconciled(obj: dict[str, Any], groups: int | None = None) -> bool:
     )
 
 
-def writes(delta: Counter[tuple[str, str, str, str]]) -> int:
-    """Writes to what the operator writes: RSGs, Deployments (not their status, which the
-    controller-manager writes) and Events."""
-    return int(
-        sum(
-            n
-            for (verb, resource, sub, _), n in delta.items()
-            if verb in WRITE_VERBS
-            and resource in OPERATOR_RESOURCES
-            and not (resource == "deployments" and sub == "status")
+@dataclass
+class Requests:
+    """Requests the apiserver answered, from its audit log."""
+
+    events: list[dict[str, Any]]
+
+    def by_operator(self) -> Requests:
+        return Requests(
+            [e for e in self.events if e.get("userAgent", "").startswith(OPERATOR_AGENTS)]
         )
-    )
+
+    def writes(self) -> Requests:
+        return Requests([e for e in self.events if e.get("verb") in WRITE_VERBS])
+
+    def about_workloads(self) -> Requests:
+        """Not the control plane's heartbeats (leases, its own endpoints)."""
+        beats = {"leases", "endpoints", "endpointslices"}
+        return Requests(
+            [e for e in self.events if (e.get("objectRef") or {}).get("resource") not in beats]
+        )
+
+    def throttled(self) -> Requests:
+        return Requests(
+            [e for e in self.events if (e.get("responseStatus") or {}).get("code") == 429]
+        )
+
+    def __len__(self) -> int:
+        return len(self.events)
 
 
-def throttled(delta: Counter[tuple[str, str, str, str]]) -> int:
-    return int(sum(n for key, n in delta.items() if key[3] == "429"))
+class Audit:
+    """The apiserver's audit log, read from a mark onwards."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-def since(before: Counter[Any], after: Counter[Any]) -> Counter[Any]:
-    return Counter({k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)})
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, mark: int) -> Requests:
+        time.sleep(AUDIT_FLUSH_SECONDS)  # what was answered until now is on disk
+        with self.path.open("rb") as log:
+            log.seek(mark)
+            return Requests([json.loads(line) for line in log if line.strip()])
 
 
 class DeploymentWatch:
@@ -304,52 +278,21 @@ class Sampler:
         self._stop.set()
 
 
-@dataclass
-class Operator:
-    kubeconfig: Path
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "rsg_operator",
-                    "run",
-                    f"--kubeconfig={self.kubeconfig}",
-                    f"--resync-seconds={RESYNC_SECONDS}",
-                    "--verbose",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
+class Operator(OperatorProcess):
     def reconciles(self) -> int:
-        return self.log.read_text(errors="replace").count("] reconciled: ")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
+        return self.log_text().count("] reconciled: ")
 
 
 @contextlib.contextmanager
 def world() -> Iterator[tuple[World, Operator]]:
-    plane = LocalControlPlane(bin_dir=Path(os.environ["RSG_CONTROL_PLANE_BIN"]))
+    plane = LocalControlPlane(bin_dir=Path(os.environ["RSG_CONTROL_PLANE_BIN"]), audit=True)
     plane.start()
     try:
         plane.apply(ROOT / "crds")
         assert plane.work_dir is not None
-        yield World(plane), Operator(plane.kubeconfig, plane.work_dir / "logs" / "operator.log")
+        log = plane.work_dir / "logs" / "operator.log"
+        flags = ("--verbose", f"--resync-seconds={RESYNC_SECONDS}")
+        yield World(plane), Operator(plane.kubeconfig, log, flags)
     finally:
         plane.stop()
 
@@ -363,16 +306,15 @@ def until(what: str, done: Callable[[], bool], timeout: float, every: float = 0.
 
 
 def settle(w: World, quiet: float = 5.0, timeout: float = 120.0) -> None:
-    """Until no write has been made for `quiet` seconds (status updates after the last
-    reconcile, the controller-manager's own work)."""
+    """Until nobody has written for `quiet` seconds (status updates after the last
+    reconcile, the controller-manager's own work on new objects)."""
     deadline = time.monotonic() + timeout
-    last = writes(w.requests())
+    mark = w.audit.mark()
     since_change = time.monotonic()
     while time.monotonic() - since_change < quiet and time.monotonic() < deadline:
         time.sleep(1.0)
-        now = writes(w.requests())
-        if now != last:
-            last, since_change = now, time.monotonic()
+        if len(w.audit.since(mark).writes().about_workloads()):
+            mark, since_change = w.audit.mark(), time.monotonic()
 
 
 # ---------------------------------------------------------------------------- runs
@@ -391,11 +333,12 @@ class Result:
     propagation: dict[float, tuple[list[float], list[float]]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     peak_connections: int = 0
-    idle_without: float = 0.0
-    idle_with: float = 0.0
+    idle_control_plane: float = 0.0  # requests/min, everyone
+    idle_operator: float = 0.0  # requests/min, the operator's
     resync_writes: int = 0
     resync_reconciles: int = 0
     restart_s: float = 0.0
+    restart_requests: int = 0
     restart_writes: int = 0
     restart_429: int = 0
 
@@ -413,9 +356,9 @@ def run_size(mode: str, n: int) -> Result:
         seen = DeploymentWatch(w)
 
         settle(w)  # the controller-manager's work on the new Deployments
-        before = w.requests()
+        mark = w.audit.mark()
         time.sleep(IDLE_SECONDS)
-        result.idle_without = sum(since(before, w.requests()).values()) * 60 / IDLE_SECONDS
+        result.idle_control_plane = len(w.audit.since(mark)) * 60 / IDLE_SECONDS
 
         op.start()
         sampler = Sampler(op.pid)
@@ -431,12 +374,12 @@ def run_size(mode: str, n: int) -> Result:
         # Idle, and a full resync pass with nothing to change.
         settle(w)
         reconciles = op.reconciles()
-        before = w.requests()
+        mark = w.audit.mark()
         window = RESYNC_SECONDS * 1.15
         time.sleep(window)
-        delta = since(before, w.requests())
-        result.idle_with = sum(delta.values()) * 60 / window
-        result.resync_writes = writes(delta)
+        ours = w.audit.since(mark).by_operator()
+        result.idle_operator = len(ours) * 60 / window
+        result.resync_writes = len(ours.writes())
         result.resync_reconciles = op.reconciles() - reconciles
 
         if mode == "InplaceScaling":
@@ -467,14 +410,16 @@ def run_size(mode: str, n: int) -> Result:
         # A restart in front of N reconciled RSGs.
         settle(w)
         op.stop()
-        before = w.requests()
+        mark = w.audit.mark()
         reconciles = op.reconciles()
         began = time.perf_counter()
         op.start()
         until(f"{n} reconciles after a restart", lambda: op.reconciles() - reconciles >= n, 600)
         result.restart_s = time.perf_counter() - began
-        delta = since(before, w.requests())
-        result.restart_writes, result.restart_429 = writes(delta), throttled(delta)
+        everyone = w.audit.since(mark)
+        ours = everyone.by_operator()
+        result.restart_requests, result.restart_writes = len(ours), len(ours.writes())
+        result.restart_429 = len(everyone.throttled())
         op.stop()
         seen.stop()
     return result
@@ -487,7 +432,7 @@ def run_groups_up_and_down(count: int = 100) -> dict[str, float]:
         w.create([deployment("p"), deployment("d")])
         seen = DeploymentWatch(w)
         op.start()
-        w.create([_rsg("unit", ["p", "d"], group_rsg(0, 0)["spec"]["scalingStrategy"])])
+        w.create([rsg("unit", group_spec(target("p"), target("d"), prefix="g0", replicas=0))])
         until("the RSG at 0 groups", lambda: all(reconciled(r, 0) for r in w.rsgs()), 120)
         clones = {f"g0-{i:02d}-{m}" for i in range(2, count + 1) for m in ("p", "d")}
 
@@ -538,20 +483,23 @@ def machine() -> str:
     )
 
 
-def report(results: list[Result], updown: dict[str, float]) -> None:
+def report(results: list[Result], updown: dict[str, float], out: TextIO = sys.stdout) -> None:
+    def print(*lines: str) -> None:
+        builtins.print(*lines, file=out, flush=True)
+
     print(f"\n{time.strftime('%Y-%m-%d')} on {machine()}\n")
     print(
         "| mode | N | all reconciled (s) | peak RSS (MB) | peak connections "
-        "| idle req/min without / with operator | writes in a no-op resync (reconciles) "
-        "| restart: all reconciled (s), writes, 429s |"
+        "| idle req/min: control plane alone / operator | operator writes in a no-op resync "
+        "(reconciles) | restart: all reconciled (s), operator requests, writes, 429s |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r.mode} | {r.n} | {r.reconciled_s:.1f} | {r.peak_rss_mb:.0f} | "
-            f"{r.peak_connections} | {r.idle_without:.0f} / {r.idle_with:.0f} | "
+            f"{r.peak_connections} | {r.idle_control_plane:.0f} / {r.idle_operator:.1f} | "
             f"{r.resync_writes} ({r.resync_reconciles}) | "
-            f"{r.restart_s:.1f}, {r.restart_writes}, {r.restart_429} |"
+            f"{r.restart_s:.1f}, {r.restart_requests}, {r.restart_writes}, {r.restart_429} |"
         )
     print(
         "\n| N | pacing (s) | Source->Target p50 / p99 (ms) | raw round trip p50 / p99 (ms) "
@@ -590,11 +538,11 @@ def main() -> None:
     if "inplace" in only:
         for n in inplace_sizes:
             results.append(run_size("InplaceScaling", n))
-            print(f"InplaceScaling N={n} done", file=sys.stderr, flush=True)
+            report(results, {}, sys.stderr)  # so far, in case a later size fails
     if "group" in only:
         for n in group_sizes:
             results.append(run_size("GroupReplication", n))
-            print(f"GroupReplication N={n} done", file=sys.stderr, flush=True)
+            report(results, {}, sys.stderr)
     updown = run_groups_up_and_down(10 if args.quick else 100) if "updown" in only else {}
     report(results, updown)
 

@@ -47,6 +47,12 @@ class Cluster:
         await informer.wait()
         return informer
 
+    async def fetch(self, obj: Object) -> Object | None:
+        """The object read from the API server now (for the rare case the cache cannot
+        have it yet: a name taken by a create that raced ours)."""
+        found = await self.kube.get(await self.path_of(obj))
+        return None if found is None else self._seen(obj, found)
+
     async def path_of(self, obj: Object) -> str:
         """The API path of an object (with apiVersion, kind and metadata)."""
         resource = await self.resource(obj["apiVersion"], obj["kind"])

@@ -41,7 +41,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    kube = Kube(await load_configuration(memo.kubeconfig))
+    kube = await Kube.connect(await load_configuration(memo.kubeconfig))
     memo.controller = Controller(kube, memo.settings)
     memo.controller.start()
 

@@ -111,6 +111,8 @@ class Informer:
         self._deleted: dict[ObjectKey, str] = {}  # deleted by us: key -> uid
         self.resource: ApiResource | None = None
         self.unknown: UnknownKind | None = None  # the kind is not served (yet)
+        # Why the first list failed, when retrying will not help soon (e.g. forbidden).
+        self.failure: KubeError | None = None
         self.synced = False
         self.reconnects = 0
         self._ready = asyncio.Event()
@@ -126,7 +128,8 @@ class Informer:
                 await self._task
 
     async def wait(self, timeout: float = SYNC_TIMEOUT) -> None:
-        """Until the first list is in. Raises UnknownKind, or Unavailable on timeout."""
+        """Until the first list is in. Raises UnknownKind, the error that keeps the first
+        list from succeeding (e.g. forbidden), or Unavailable on timeout."""
         if not self._ready.is_set():
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
@@ -136,6 +139,8 @@ class Informer:
                 ) from None
         if not self.synced and self.unknown is not None:
             raise self.unknown
+        if not self.synced and self.failure is not None:
+            raise self.failure
 
     # ------------------------------------------------------------------ reading
 
@@ -199,6 +204,9 @@ class Informer:
                 attempt += 1
                 await asyncio.sleep(max(backoff(attempt), 1.0))
             except KubeError as error:
+                if not self.synced and not isinstance(error, Unavailable):
+                    self.failure = error  # readers fail now; the list is retried
+                    self._ready.set()
                 if attempt == 0:
                     self.reconnects += 1
                     log.warning(
@@ -232,9 +240,9 @@ class Informer:
         for key, obj in listed.items():
             self._put(key, obj)
         self.synced = True
-        if self.unknown is not None:
-            self.unknown = None
-            self._changed(self, None, None)  # served now: wake everyone who holds it
+        if self.unknown is not None or self.failure is not None:
+            self.unknown = self.failure = None
+            self._changed(self, None, None)  # readable now: wake everyone who holds it
         self._ready.set()
         if not first:  # a re-list: what changed meanwhile wakes its RSGs
             for key in previous.keys() | listed.keys():

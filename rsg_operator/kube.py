@@ -15,8 +15,12 @@ import json
 import logging
 import os
 import random
+import ssl
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from importlib.metadata import version as _version
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Every write is recorded under this name in the objects' managedFields.
 FIELD_MANAGER = ("fieldManager", "rsg-operator")
+# How the API server's audit log and metrics name us.
+USER_AGENT = f"rsg-operator/{_version('rsg-operator')}"
 # Connections for requests (reads, writes, events). Reconciles beyond this many
 # in-flight requests wait for a connection; they never open more.
 REQUEST_CONNECTIONS = 6
@@ -206,21 +212,22 @@ def _resources(api_version: str, listing: dict[str, Any]) -> dict[str, ApiResour
 
 
 class Kube:
-    """Async access to any kind through discovery."""
+    """Async access to any kind through discovery. Make one with `Kube.connect`."""
 
-    def __init__(self, configuration: client.Configuration) -> None:
-        requests = _copy(configuration)
-        requests.connection_pool_maxsize = REQUEST_CONNECTIONS
-        watches = _copy(configuration)
-        watches.connection_pool_maxsize = 0  # no limit: one per watched kind and scope
-        self._requests = client.ApiClient(requests)
-        self._watches = client.ApiClient(watches)
+    def __init__(self, requests: client.ApiClient, watches: client.ApiClient) -> None:
+        self._requests = requests
+        self._watches = watches
         self._discovered: dict[str, dict[str, ApiResource]] = {}
         self._discovering: dict[str, asyncio.Future[dict[str, ApiResource]]] = {}
 
     @classmethod
     async def connect(cls, configuration: client.Configuration) -> Kube:
-        return cls(configuration)
+        """A client for requests (at most REQUEST_CONNECTIONS connections) and one for
+        watches (as many as there are watches)."""
+        return cls(
+            await _api_client(configuration, REQUEST_CONNECTIONS),
+            await _api_client(configuration, 0),  # 0: no limit
+        )
 
     async def close(self) -> None:
         await self._requests.close()
@@ -421,9 +428,50 @@ class Kube:
             raise Unavailable(f"watch {path}: {type(error).__name__}: {error}") from None
 
 
-def _copy(configuration: client.Configuration) -> client.Configuration:
-    """A configuration of its own per ApiClient (each sizes its own pool); credentials and
-    their refresh hook are shared."""
+async def _api_client(configuration: client.Configuration, connections: int) -> client.ApiClient:
+    """An ApiClient on a connection pool of its own, without aiohttp's `trust_env`.
+
+    kubernetes_asyncio's session trusts the environment, and aiohttp then looks for a
+    netrc file in a worker thread before every request: a thread hop that cost 4-8 ms
+    per request, most after the loop had been idle for a second (measured: a Target
+    write took 16 ms when Source changes came 1 s apart, 9 ms when 0.2 s apart). So the
+    environment's proxy is read once, here, as kubectl does (a kubeconfig's proxy-url
+    wins), and the session does not look again."""
     copied = client.Configuration()
-    copied.__dict__.update(configuration.__dict__)
-    return copied
+    copied.__dict__.update(configuration.__dict__)  # credentials and their refresh shared
+    copied.connection_pool_maxsize = connections
+    if not copied.proxy and copied.host:
+        copied.proxy = _proxy_from_environment(copied.host)
+    api_client = client.ApiClient(copied)
+    api_client.user_agent = USER_AGENT
+    rest = api_client.rest_client
+    trusting = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, ssl=_ssl_context(copied)),
+        trust_env=False,
+        read_bufsize=2**21,  # as kubernetes_asyncio: a watch event can be large
+    )
+    await trusting.close()
+    return api_client
+
+
+def _ssl_context(configuration: client.Configuration) -> ssl.SSLContext:
+    """The TLS settings of a configuration, as kubernetes_asyncio applies them."""
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.disable_strict_ssl_verification:
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
+
+
+def _proxy_from_environment(host: str) -> str | None:
+    """HTTPS_PROXY (or HTTP_PROXY for http://) unless NO_PROXY names the host."""
+    url = urllib.parse.urlsplit(host)
+    if not url.hostname or urllib.request.proxy_bypass(url.hostname):
+        return None
+    proxy: str | None = urllib.request.getproxies().get(url.scheme)
+    return proxy

@@ -22,7 +22,7 @@ from typing import Any
 from rsg_operator import api, graph, labels, status
 from rsg_operator.cluster import Cluster
 from rsg_operator.informers import Object, RsgKey, Selection, Watches, backoff, newer
-from rsg_operator.kube import Kube, KubeError, NotFound
+from rsg_operator.kube import Conflict, Kube, KubeError, NotFound
 from rsg_operator.reconcilers import group_replication, inplace, targets
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.settings import Settings
@@ -34,6 +34,11 @@ log = logging.getLogger("rsg_operator")
 # are taken off before the RSG is gone, even if the operator was down at the time.
 FINALIZER = f"{labels.PREFIX}/release"
 RESYNC_JITTER = 0.1  # each resync is drawn from resync x [0.9, 1.1]
+# After a failed reconcile: about 1 s, doubling (jittered) up to the resync period.
+FAILURE_RETRY_SCALE = 4.0  # x informers.backoff(n), which starts at a quarter second
+# After a conflict: 0.2 s, doubling up to 5 s, no failure counted.
+CONFLICT_RETRY = 0.1
+MAX_CONFLICT_RETRY = 5.0
 
 
 class RsgLogger(logging.LoggerAdapter[logging.Logger]):
@@ -85,6 +90,7 @@ class Controller:
         self.rsgs: dict[RsgKey, Object] = {}
         self.claims = graph.ClaimIndex()
         self._failures: dict[RsgKey, int] = {}
+        self._conflicts: dict[RsgKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -118,6 +124,7 @@ class Controller:
             self.queue.forget(key)
             self.watches.drop(key)
             self._failures.pop(key, None)
+            self._conflicts.pop(key, None)
             self.wake(self.claims.put(key, None))
             return
         old = self.rsgs.get(key)
@@ -144,22 +151,26 @@ class Controller:
         logger = RsgLogger(log, {"rsg": f"{key[0]}/{key[1]}"})
         try:
             await self.reconcile(body, logger)
-        except (KubeError, OSError) as error:
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-            delay = min(backoff(failures) * 4, self.settings.resync_seconds)
-            logger.error("reconcile failed (retry in %.1fs): %s", delay, error)
-            if failures == 1:  # one Warning per failure streak
-                await self.post_event(body, "Warning", "ReconcileFailed", str(error))
+        except Conflict as error:
+            # Something changed what we read (our cache was a moment behind): no failure,
+            # no Warning; again shortly, when the watch has delivered the change.
+            self._conflicts[key] = conflicts = self._conflicts.get(key, 0) + 1
+            logger.info("conflict, reconciling again: %s", error)
+            self.queue.add_after(key, min(CONFLICT_RETRY * 2**conflicts, MAX_CONFLICT_RETRY))
+            return
+        except Exception as error:
+            self._failures[key] = failures = self._failures.get(key, 0) + 1
+            delay = min(backoff(failures) * FAILURE_RETRY_SCALE, self.settings.resync_seconds)
+            if isinstance(error, KubeError | OSError):
+                logger.error("reconcile failed (retry in %.1fs): %s", delay, error)
+                if failures == 1:  # one Warning per failure streak
+                    await self.post_event(body, "Warning", "ReconcileFailed", str(error))
+            else:
+                logger.exception("reconcile crashed (retry in %.1fs)", delay)
             self.queue.add_after(key, delay)
             return
-        except Exception:
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-            logger.exception("reconcile crashed")
-            self.queue.add_after(key, min(backoff(failures) * 4, self.settings.resync_seconds))
-            return
         self._failures.pop(key, None)
+        self._conflicts.pop(key, None)
         if key in self.rsgs:
             period = self.settings.resync_seconds
             self.queue.add_after(key, period * random.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER))
@@ -246,6 +257,7 @@ class Controller:
         return bool(outcome.patch)
 
     async def _ensure_finalizer(self, body: Object) -> Object:
+        body = self.rsgs.get(rsg_key(body), body)  # the latest version: fewer conflicts
         finalizers = list(body["metadata"].get("finalizers") or [])
         if FINALIZER in finalizers:
             return body

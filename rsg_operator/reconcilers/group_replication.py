@@ -257,6 +257,7 @@ async def _create_members(
         except AlreadyExists:  # created by an earlier, interrupted reconcile
             meta = obj["metadata"]
             found = await cluster.get(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
+            found = found or await cluster.fetch(obj)
             members[target.id] = found or obj
 
 

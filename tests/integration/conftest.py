@@ -23,6 +23,7 @@ import yaml
 from kubernetes import client, config
 
 from rsg_operator.local_cluster import LocalControlPlane
+from tests.harness import OperatorProcess
 from tests.integration.proxy import TcpProxy
 
 ROOT = Path(__file__).parents[2]
@@ -160,48 +161,11 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 
 
 @dataclass
-class Operator:
-    """The operator as users run it: `python -m rsg_operator run`, a separate process."""
+class Operator(OperatorProcess):
+    """The operator of the tests, with a resync so long (an hour) that every reaction a
+    test waits for must come from a watch."""
 
-    kubeconfig: Path
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "rsg_operator",
-                    "run",
-                    f"--kubeconfig={self.kubeconfig}",
-                    "--verbose",
-                    # So long that every reaction a test waits for must come from a watch.
-                    "--resync-seconds=3600",
-                    *args,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=ROOT,
-                env={**os.environ, **(env or {})},
-            )
-        return self.process
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+    flags: tuple[str, ...] = ("--verbose", "--resync-seconds=3600")
 
     def wait_for(
         self, probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition"
@@ -228,6 +192,17 @@ class Operator:
             return None
 
         return self.wait_for(probe, what=f"Degraded={status} {reason or ''} on {name}")
+
+    def wait_recreated(
+        self, kubectl: Kubectl, kind: str, name: str, namespace: str, gone: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Wait until `kind/name` exists again as a new object (not `gone`'s uid)."""
+
+        def probe() -> dict[str, Any] | None:
+            found = kubectl.get(kind, name, namespace)
+            return found if found and found["metadata"]["uid"] != gone["metadata"]["uid"] else None
+
+        return self.wait_for(probe, what=f"{kind} {name} recreated")
 
 
 @pytest.fixture(scope="session")

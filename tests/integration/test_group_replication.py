@@ -309,15 +309,7 @@ def test_a_deleted_clone_is_recreated(operator: Operator, kubectl: Kubectl, name
     first = kubectl.get("deployment", "unit-02-decode", namespace)
     assert first is not None
     kubectl.run("delete", "deployment/unit-02-decode", "-n", namespace)
-    # Well within the 30 s resync: the clones' watch wakes the reconcile.
-    operator.wait_for(
-        lambda: (
-            (kubectl.get("deployment", "unit-02-decode", namespace) or first)["metadata"]["uid"]
-            != first["metadata"]["uid"]
-        ),
-        timeout=15,
-        what="unit-02-decode recreated",
-    )
+    operator.wait_recreated(kubectl, "deployment", "unit-02-decode", namespace, first)
     completed = kubectl.events(namespace, "reason=GroupCompleted")
     assert "completed unit-02: created Deployment decode" in completed
 

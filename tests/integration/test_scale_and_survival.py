@@ -116,13 +116,7 @@ def assert_reactions_come_back(
     clone = kubectl.get("deployment", "unit-02-seed", namespace)
     assert clone is not None
     kubectl.run("delete", "deployment/unit-02-seed", "-n", namespace)
-    operator.wait_for(
-        lambda: (
-            (kubectl.get("deployment", "unit-02-seed", namespace) or clone)["metadata"]["uid"]
-            != clone["metadata"]["uid"]
-        ),
-        what=f"the deleted clone recreated after {attempt}",
-    )
+    operator.wait_recreated(kubectl, "deployment", "unit-02-seed", namespace, clone)
     kubectl.run("scale", "rsg/units", "--replicas=3", "-n", namespace)
     operator.wait_for(
         lambda: kubectl.get("deployment", "unit-03-seed", namespace),

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from tests.harness import deployment as deployment  # shared with bench/
 from tests.integration.conftest import Kubectl
 
 ROOT = Path(__file__).parents[2]
@@ -61,22 +62,6 @@ def install_crd(kubectl: Kubectl, manifest: dict[str, Any] | Path) -> None:
     kubectl.apply(manifest, "default")
     name = manifest["metadata"]["name"]
     kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": name, "image": "registry.invalid/x:1"}]},
-            },
-        },
-    }
 
 
 def statefulset(name: str, replicas: int) -> dict[str, Any]:

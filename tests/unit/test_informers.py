@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from rsg_operator import labels
 from rsg_operator.informers import Informer, Scope, Selection, Watches, backoff, newer
-from rsg_operator.kube import Kube
+from rsg_operator.kube import ApiResource, Kube, KubeError
 
 DEPLOYMENTS = Scope("apps/v1", "Deployment", None)
 
@@ -174,3 +176,28 @@ def test_a_watch_starts_with_the_first_rsg_and_stops_with_the_last() -> None:
         await watches.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_forbidden_list_fails_readers_at_once_and_is_retried() -> None:
+    class Forbidden(Kube):
+        def __init__(self) -> None:
+            self.lists = 0
+
+        async def resource(self, api_version: str, kind: str) -> Any:
+            return ApiResource(api_version, kind, "deployments", True, frozenset())
+
+        async def list_page(self, *args: Any) -> Any:
+            self.lists += 1
+            raise KubeError("403 Forbidden: deployments is forbidden", 403, "Forbidden")
+
+    async def scenario() -> int:
+        kube = Forbidden()
+        store = Informer(kube, DEPLOYMENTS, lambda *_: None)
+        store.start()
+        with pytest.raises(KubeError, match="Forbidden"):
+            await store.wait(timeout=5)
+        await asyncio.sleep(0.5)  # retried in the background with backoff
+        await store.stop()
+        return kube.lists
+
+    assert asyncio.run(scenario()) >= 2
