@@ -9,6 +9,7 @@ plan group by group, and reports the groups it sees.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +79,8 @@ async def reconcile(
         if index == labels.SEED_INDEX:
             seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
         else:
-            for obj in groups[index].values():
-                await cluster.delete(obj)
+            # A group goes as one: its members are deleted together, not one by one.
+            await asyncio.gather(*(cluster.delete(obj) for obj in groups[index].values()))
         del groups[index]
         result.events.append(("GroupRemoved", f"removed {labels.group_id(prefix, index)}"))
     for index in plan.add:
