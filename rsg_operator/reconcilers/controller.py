@@ -22,13 +22,17 @@ from typing import Any
 from rsg_operator import api, graph, labels, status
 from rsg_operator.cluster import Cluster
 from rsg_operator.informers import Object, RsgKey, Selection, Watches, backoff, newer
-from rsg_operator.kube import Conflict, Kube, KubeError, NotFound
+from rsg_operator.kube import ApiResource, Conflict, Kube, KubeError, NotFound
 from rsg_operator.reconcilers import group_replication, inplace, targets
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.settings import Settings
 from rsg_operator.workqueue import WorkQueue
 
 log = logging.getLogger("rsg_operator")
+
+# Kinds the controller writes without discovering them.
+RSGS = ApiResource(api.API_VERSION, api.KIND, api.PLURAL, True, frozenset({"status", "scale"}))
+EVENTS = ApiResource("v1", "Event", "events", True, frozenset())
 
 # Held by a GroupReplication RSG once it has labelled seed members, so that the labels
 # are taken off before the RSG is gone, even if the operator was down at the time.
@@ -245,7 +249,7 @@ class Controller:
         if outcome.patch:
             try:
                 self._remember(
-                    await self.kube.merge_patch(_path(key, "status"), {"status": outcome.patch})
+                    await self.kube.merge_patch(_path(key) + "/status", {"status": outcome.patch})
                 )
             except NotFound:
                 self.observe("DELETED", body)  # deleted while we were away
@@ -316,7 +320,7 @@ class Controller:
         }
         try:
             await self.kube.request(
-                "POST", f"/api/v1/namespaces/{meta['namespace']}/events", event, counted=False
+                "POST", EVENTS.path(namespace=meta["namespace"]), event, counted=False
             )
         except KubeError as error:
             log.warning("could not post event %s on %s/%s: %s", reason, *rsg_key(body), error)
@@ -333,6 +337,5 @@ def _identity(obj: Object) -> tuple[Any, ...]:
     )
 
 
-def _path(key: RsgKey, subresource: str | None = None) -> str:
-    path = f"/apis/{api.API_VERSION}/namespaces/{key[0]}/{api.PLURAL}/{key[1]}"
-    return f"{path}/{subresource}" if subresource else path
+def _path(key: RsgKey) -> str:
+    return RSGS.path(name=key[1], namespace=key[0])
