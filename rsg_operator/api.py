@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from rsg_operator.kinds import api_group
+from rsg_operator.kinds import api_group, match
 
 GROUP = "resourcescalinggroup.com"
 VERSION = "v1"
@@ -296,13 +296,14 @@ class Member:
 
     @property
     def identity(self) -> tuple[str, str, str, str, str | None]:
-        """Who this is whatever API version names it: (group, kind, namespace, name, role)."""
+        """Who this is whatever API version names it and however the role's case is
+        written: (group, kind, namespace, name, role)."""
         return (
             api_group(self.api_version),
             self.kind,
             self.namespace,
             self.name,
-            self.role,
+            None if self.role is None else self.role.casefold(),
         )
 
     def describe(self) -> str:
@@ -505,17 +506,14 @@ def resolve_binding(name: str, targets: tuple[Target, ...]) -> tuple[str, str | 
     """
     candidates: list[tuple[str, str | None, str]] = [(t.id, None, t.id) for t in targets]
     candidates += [(t.id, role, role) for t in targets for role in t.roles]
-    exact = [(tid, role) for tid, role, label in candidates if label == name]
-    if len(exact) == 1:
-        return exact[0]
-    if len(exact) > 1:
-        raise LookupError(f"binding {name!r} matches {len(exact)} targets/roles; rename one")
-    folded = [(tid, role) for tid, role, label in candidates if label.lower() == name.lower()]
-    if len(folded) == 1:
-        return folded[0]
-    if len(folded) > 1:
+    found = match(name, candidates, lambda c: c[2])
+    if len(found) == 1:
+        return found[0][0], found[0][1]
+    if len(found) > 1 and found[0][2] == name:
+        raise LookupError(f"binding {name!r} matches {len(found)} targets/roles; rename one")
+    if len(found) > 1:
         raise LookupError(
-            f"binding {name!r} matches {len(folded)} targets/roles case-insensitively; "
+            f"binding {name!r} matches {len(found)} targets/roles case-insensitively; "
             "use the exact name"
         )
     known = ", ".join(sorted({label for _, _, label in candidates}))

@@ -6,7 +6,33 @@ will hang off this table; handlers and reconcilers never test kinds by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def match(name: str, items: Iterable[T], label: Callable[[T], str]) -> list[T]:
+    """The items `name` names, as RSG matches names it is given (binding names, role
+    names): the exact matches if there are any, else the case-insensitive ones. One item
+    is an answer; more is an ambiguity the caller reports."""
+    items = list(items)
+    exact = [item for item in items if label(item) == name]
+    return exact or [item for item in items if label(item).casefold() == name.casefold()]
+
+
+def role_named(obj: dict[str, object], name: str) -> str:
+    """The object's role that `name` names (exact, else a unique case-insensitive match:
+    real RoleBasedGroup roles are lowercase DNS labels, so `Decode` finds `decode`).
+    Raises LookupError saying why none is."""
+    found = match(name, sorted(role_names(obj)), str)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise LookupError(f"role {name!r} matches roles {', '.join(found)} case-insensitively")
+    known = ", ".join(sorted(role_names(obj))) or "none"
+    raise LookupError(f"has no role {name!r} (roles: {known})")
 
 
 def api_group(api_version: str) -> str:
@@ -43,6 +69,9 @@ class Layout:
     # Path of a reference by name to another object of the same group (a StatefulSet's
     # governing Service): a clone refers to its own group's clone of it.
     group_reference: tuple[str, ...] | None = None
+    # Replicas per role (spec.roles[].replicas) reported per role in status.roleStatuses[]
+    # (RoleBasedGroup), instead of spec.replicas and status.readyReplicas.
+    role_statuses: bool = False
 
 
 LAYOUTS: dict[tuple[str, str], Layout] = {
@@ -64,6 +93,7 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
     ("workloads.x-k8s.io", "RoleBasedGroup"): Layout(
         templates=(("spec", "roles", "*", "template"),),
         replicas=("/spec/roles/*/replicas",),
+        role_statuses=True,
     ),
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): Layout(
         templates=(

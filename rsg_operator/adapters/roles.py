@@ -7,6 +7,7 @@ from typing import Any
 
 from rsg_operator.api import Member
 from rsg_operator.cluster import Cluster
+from rsg_operator.kinds import role_named
 
 
 @dataclass
@@ -14,15 +15,18 @@ class RoleScaler:
     cluster: Cluster
     member: Member
     obj: dict[str, Any]  # as last seen
+    name: str  # the role's name in the object
     index: int
     replicas: int  # as read with the object
 
     @classmethod
     def of(cls, cluster: Cluster, member: Member, obj: dict[str, Any]) -> RoleScaler:
         """The scaler of `member.role` in `obj` (the object as last seen)."""
+        assert member.role is not None
+        name = role_named(obj, member.role)  # the object's own spelling of the role
         roles = (obj.get("spec") or {}).get("roles") or []
-        index = next(i for i, r in enumerate(roles) if r.get("name") == member.role)
-        return cls(cluster, member, obj, index, int(roles[index].get("replicas") or 0))
+        index = next(i for i, r in enumerate(roles) if r.get("name") == name)
+        return cls(cluster, member, obj, name, index, int(roles[index].get("replicas") or 0))
 
     async def read(self) -> int:
         return self.replicas
@@ -34,7 +38,7 @@ class RoleScaler:
         patched = await self.cluster.json_patch(
             self.obj,
             [
-                {"op": "test", "path": f"/spec/roles/{self.index}/name", "value": self.member.role},
+                {"op": "test", "path": f"/spec/roles/{self.index}/name", "value": self.name},
                 {"op": "add", "path": f"/spec/roles/{self.index}/replicas", "value": replicas},
             ],
         )

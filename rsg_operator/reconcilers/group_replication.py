@@ -14,9 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rsg_operator import api, clone, kinds, labels, planner
+from rsg_operator import api, clone, labels, planner
 from rsg_operator.cluster import Cluster
 from rsg_operator.kube import AlreadyExists
+from rsg_operator.members import entry, member_ready, pod_selector
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.status import Healthy
 
@@ -307,7 +308,7 @@ def _status(
 ) -> dict[str, Any]:
     reported = []
     for index, members in sorted(groups.items()):
-        entries = [_member(members[t.id]) for t in spec.targets if t.id in members]
+        entries = [entry(members[t.id]) for t in spec.targets if t.id in members]
         ready = _group_ready(members) and len(entries) == len(spec.targets)
         reported.append(
             {
@@ -322,55 +323,11 @@ def _status(
     return {
         "currentReplicas": len(groups),
         "readyReplicas": sum(1 for g in reported if g["phase"] == "Ready"),
-        "labelSelector": _selector(first) or "",
+        "labelSelector": pod_selector(first) or "",
         "groups": reported,
     }
 
 
 def _group_ready(members: Members) -> bool:
     """Every member has observed its latest generation and has its replicas ready."""
-    return all(_member_ready(obj) for obj in members.values())
-
-
-def _member_ready(obj: dict[str, Any]) -> bool:
-    """Its rollout is complete (as `kubectl rollout status` judges it): the latest
-    generation is observed, every replica runs the latest template, no older replica is
-    left, and all are ready."""
-    status = obj.get("status") or {}
-    observed = status.get("observedGeneration")
-    if observed is not None and observed < obj["metadata"].get("generation", 0):
-        return False
-    entry = _member(obj)
-    wanted = int(entry.get("replicas", 0))
-    if kinds.layout(obj["apiVersion"], obj["kind"]).reports_updates:
-        # Counts of 0 are omitted from status: absent means 0, not "unknown".
-        updated = int(status.get("updatedReplicas", 0))
-        if updated < wanted or int(status.get("replicas", 0)) > updated:
-            return False
-    return int(entry.get("readyReplicas", 0)) >= wanted
-
-
-def _member(obj: dict[str, Any]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"kind": obj["kind"], "name": obj["metadata"]["name"]}
-    selector = _selector(obj)
-    if selector:
-        entry["podSelector"] = selector
-    if kinds.layout(obj["apiVersion"], obj["kind"]).replicas:
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        if "replicas" in spec:
-            entry["replicas"] = int(spec["replicas"])
-            entry["readyReplicas"] = int(status.get("readyReplicas") or 0)
-    return entry
-
-
-def _selector(obj: dict[str, Any]) -> str | None:
-    """The member's pod selector as a label-selector string."""
-    layout = kinds.layout(obj["apiVersion"], obj["kind"])
-    if layout.selector is None:
-        return None
-    node: Any = obj
-    for key in layout.selector:
-        node = (node or {}).get(key)
-    if not node:
-        return None
-    return ",".join(f"{k}={v}" for k, v in sorted(node.items()))
+    return all(member_ready(obj) for obj in members.values())

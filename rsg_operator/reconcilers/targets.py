@@ -84,12 +84,10 @@ async def _lookup(
                 "does not exist",
             )
         ]
-    present = kinds.role_names(found)
-    return found, [
-        Problem(
-            Reason.ROLE_NOT_FOUND,
-            f"{target.describe()} has no role {role!r}",
-        )
-        for role in target.roles
-        if role not in present
-    ]
+    problems = []
+    for role in target.roles:
+        try:
+            kinds.role_named(found, role)
+        except LookupError as error:
+            problems.append(Problem(Reason.ROLE_NOT_FOUND, f"{target.describe()} {error}"))
+    return found, problems

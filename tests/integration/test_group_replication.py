@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Kubectl, Operator, wait_for
-from tests.integration.workloads import deployment, statefulset
+from tests.integration.workloads import (
+    RBG_CRD,
+    deployment,
+    install_crd,
+    rolebasedgroup,
+    statefulset,
+)
 from tests.specs import group_spec, rsg, target
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -19,6 +25,7 @@ SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
 
 
 PREFILL = target("prefill")
+RBGS = "rolebasedgroups.workloads.x-k8s.io"
 
 
 def deployments(kubectl: Kubectl, namespace: str) -> set[str]:
@@ -460,3 +467,44 @@ def test_a_group_of_statefulset_and_headless_service_is_cloned_whole(
     assert clone["spec"]["serviceName"] == "shard-02-db-headless"
     assert headless["spec"]["clusterIP"] == "None"
     assert headless["spec"]["selector"] == {"app": "db", GROUP_ID: "shard-02"}
+
+
+def report_roles_ready(kubectl: Kubectl, name: str, namespace: str, roles: dict[str, int]) -> None:
+    """Stand in for RBG's controller: report every role's replicas ready."""
+    found = kubectl.get(RBGS, name, namespace)
+    assert found is not None
+    status = {
+        "observedGeneration": found["metadata"]["generation"],
+        "roleStatuses": [
+            {"name": n, "replicas": r, "readyReplicas": r, "updatedReplicas": r}
+            for n, r in roles.items()
+        ],
+    }
+    kubectl.run(
+        "patch", RBGS, name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+
+
+def test_a_rolebasedgroup_group_is_ready_by_its_role_statuses(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    install_crd(kubectl, RBG_CRD)
+    roles = {"prefill": 2, "decode": 3}
+    kubectl.apply(rolebasedgroup("pool", roles, "v1alpha2"), namespace)
+    rbg = {**target("pool", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha2")}
+    kubectl.apply(rsg("units", group_spec(rbg, replicas=2)), namespace)
+    operator.wait_for(lambda: kubectl.get(RBGS, "unit-02-pool", namespace), what="the clone")
+    groups = status(kubectl, "units", namespace)["groups"]
+    assert [(g["phase"], g["members"][0]["replicas"]) for g in groups] == [
+        ("Creating", 5),
+        ("Creating", 5),
+    ]
+    report_roles_ready(kubectl, "pool", namespace, roles)
+    report_roles_ready(kubectl, "unit-02-pool", namespace, roles)
+    operator.wait_for(
+        lambda: status(kubectl, "units", namespace).get("readyReplicas") == 2,
+        what="both RBG groups ready from roleStatuses",
+    )
+    member = status(kubectl, "units", namespace)["groups"][1]["members"][0]
+    assert (member["replicas"], member["readyReplicas"]) == (5, 5)

@@ -24,6 +24,7 @@ from tests.integration.workloads import (
 from tests.specs import rsg, target
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+RBGS = "rolebasedgroups.workloads.x-k8s.io"
 
 
 def inplace(targets: list[dict[str, Any]], source: str, **ratios: Any) -> dict[str, Any]:
@@ -52,33 +53,53 @@ def assert_untouched_by_kopf(kubectl: Kubectl, kind: str, names: list[str], ns: 
         assert not (found["metadata"].get("finalizers") or [])
 
 
-def test_seed_example_drives_rolebasedgroup_roles(
-    operator: Operator, kubectl: Kubectl, ai: str
+@pytest.mark.parametrize(
+    ("created_as", "named_as"),
+    [("v1alpha1", "v1alpha1"), ("v1alpha2", "v1alpha1"), ("v1alpha2", "v1alpha2")],
+    ids=["rbg-v1alpha1", "rbg-v1alpha2", "rsg-names-v1alpha2"],
+)
+def test_seed_example_drives_the_roles_of_a_real_rolebasedgroup(
+    operator: Operator, kubectl: Kubectl, ai: str, created_as: str, named_as: str
 ) -> None:
+    """The seed's `Decode` finds RBG's lowercase role `decode` (SPEC §4), whichever
+    served version created the RBG or names it in the RSG."""
     install_crd(kubectl, RBG_CRD)
+    example = (EXAMPLES / "inplace-scaling.yaml").read_text()
+    if named_as != "v1alpha1":  # otherwise the user's manifest, verbatim
+        example = example.replace("workloads.x-k8s.io/v1alpha1", f"workloads.x-k8s.io/{named_as}")
     kubectl.apply(deployment("router", 3), ai)
-    kubectl.apply(rolebasedgroup("rolebasedgroup1", {"prefill": 1, "Decode": 1}), ai)
-    kubectl.run("apply", "-n", ai, "-f", str(EXAMPLES / "inplace-scaling.yaml"))
+    kubectl.apply(rolebasedgroup("rolebasedgroup1", {"prefill": 1, "decode": 1}, created_as), ai)
+    kubectl.run("apply", "-n", ai, "-f", "-", input=example)
+    try:
+        operator.wait_for(
+            lambda: role_replicas(kubectl, "rolebasedgroup1", ai) == {"prefill": 3, "decode": 6},
+            what="roles prefill=3 decode=6",
+        )
+        kubectl.run("scale", "deployment/router", "--replicas=5", "-n", ai)
+        operator.wait_for(
+            lambda: role_replicas(kubectl, "rolebasedgroup1", ai) == {"prefill": 5, "decode": 10},
+            what="roles prefill=5 decode=10",
+        )
+        status = (kubectl.get("rsg", "pd-pool", ai) or {})["status"]
+        assert status["currentReplicas"] == 5
+        assert [(b["name"], b["desired"], b["current"]) for b in status["bindings"]] == [
+            ("router", 5, 5),
+            ("prefill", 5, 5),
+            ("decode", 10, 10),
+        ]
+        assert kubectl.condition("pd-pool", ai, "Ready")["status"] == "True"
+        assert_untouched_by_kopf(kubectl, "deployment", ["router"], ai)
+        assert_untouched_by_kopf(kubectl, RBGS, ["rolebasedgroup1"], ai)
+    finally:
+        for kind, name in (("rsg", "pd-pool"), (RBGS, "rolebasedgroup1"), ("deployment", "router")):
+            kubectl.run("delete", kind, name, "-n", ai, "--wait=true", check=False)
 
-    operator.wait_for(
-        lambda: role_replicas(kubectl, "rolebasedgroup1", ai) == {"prefill": 3, "Decode": 6},
-        what="roles prefill=3 Decode=6",
-    )
-    kubectl.run("scale", "deployment/router", "--replicas=5", "-n", ai)
-    operator.wait_for(
-        lambda: role_replicas(kubectl, "rolebasedgroup1", ai) == {"prefill": 5, "Decode": 10},
-        what="roles prefill=5 Decode=10",
-    )
-    status = (kubectl.get("rsg", "pd-pool", ai) or {})["status"]
-    assert status["currentReplicas"] == 5
-    assert [(b["name"], b["desired"]) for b in status["bindings"]] == [
-        ("router", 5),
-        ("prefill", 5),
-        ("decode", 10),
-    ]
-    assert kubectl.condition("pd-pool", ai, "Ready")["status"] == "True"
-    assert_untouched_by_kopf(kubectl, "deployment", ["router"], ai)
-    assert_untouched_by_kopf(kubectl, "rolebasedgroups.workloads.x-k8s.io", ["rolebasedgroup1"], ai)
+
+def test_a_rolebasedgroup_role_is_a_lowercase_dns_label(kubectl: Kubectl, namespace: str) -> None:
+    """The test RBG CRD refuses what the real one refuses (a role `Decode`)."""
+    install_crd(kubectl, RBG_CRD)
+    refused = kubectl.apply(rolebasedgroup("pool", {"Decode": 1}), namespace, check=False)
+    assert refused.returncode != 0 and "spec.roles[0].name" in refused.stderr
 
 
 def test_role_patch_keeps_a_concurrent_change_of_another_role(
@@ -105,7 +126,7 @@ def test_role_patch_keeps_a_concurrent_change_of_another_role(
     )
     kubectl.run(
         "patch",
-        "rolebasedgroups.workloads.x-k8s.io/pool",
+        f"{RBGS}/pool",
         "-n",
         namespace,
         "--type=json",

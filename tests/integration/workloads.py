@@ -80,9 +80,9 @@ def widget(name: str, replicas: int) -> dict[str, Any]:
     }
 
 
-def rolebasedgroup(name: str, roles: dict[str, int]) -> dict[str, Any]:
+def rolebasedgroup(name: str, roles: dict[str, int], version: str = "v1alpha1") -> dict[str, Any]:
     return {
-        "apiVersion": "workloads.x-k8s.io/v1alpha1",
+        "apiVersion": f"workloads.x-k8s.io/{version}",
         "kind": "RoleBasedGroup",
         "metadata": {"name": name},
         "spec": {"roles": [{"name": r, "replicas": n} for r, n in roles.items()]},

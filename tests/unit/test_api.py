@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsg_operator import api
+from rsg_operator import api, kinds
 from tests.specs import INVALID, Invalid, group_spec, inplace_spec
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -141,3 +141,21 @@ def test_invalid_spec_is_refused_naming_the_field(case: Invalid) -> None:
         api.parse_spec(case.spec)
     assert case.field in str(error.value)
     assert all(path.startswith("spec") for path, _ in error.value.problems)
+
+
+def test_a_role_is_found_exactly_then_by_a_unique_case_insensitive_match() -> None:
+    rbg = {"spec": {"roles": [{"name": "prefill"}, {"name": "decode"}]}}
+    assert kinds.role_named(rbg, "Decode") == "decode"
+    assert kinds.role_named(rbg, "prefill") == "prefill"
+    both = {"spec": {"roles": [{"name": "decode"}, {"name": "Decode"}]}}
+    assert kinds.role_named(both, "Decode") == "Decode"  # the exact one wins
+    with pytest.raises(LookupError, match="case-insensitively"):
+        kinds.role_named(both, "DECODE")
+    with pytest.raises(LookupError, match=r"has no role 'router' \(roles: decode, prefill\)"):
+        kinds.role_named(rbg, "router")
+
+
+def test_a_role_is_the_same_member_however_its_case_is_written() -> None:
+    upper = api.Member("workloads.x-k8s.io/v1alpha1", "RoleBasedGroup", "ai", "pool", "Decode")
+    lower = api.Member("workloads.x-k8s.io/v1alpha2", "RoleBasedGroup", "ai", "pool", "decode")
+    assert upper.identity == lower.identity

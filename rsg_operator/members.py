@@ -1,0 +1,94 @@
+"""What RSG reports and judges of a group's member objects: their pod selector, their
+replica counts and whether their rollout is complete. Pure.
+
+Counts come from where each kind keeps them (kinds.LAYOUTS): a Deployment, StatefulSet
+or LeaderWorkerSet in spec.replicas and status.{replicas,updatedReplicas,readyReplicas};
+a RoleBasedGroup per role, in spec.roles[].replicas and status.roleStatuses[].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rsg_operator import kinds
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Counts:
+    replicas: int  # desired
+    ready: int
+    complete: bool  # every desired replica runs the latest template, no older one left
+
+
+def pod_selector(obj: Object) -> str | None:
+    """The member's pod selector as a label-selector string."""
+    layout = kinds.layout(obj["apiVersion"], obj["kind"])
+    if layout.selector is None:
+        return None
+    node: Any = obj
+    for key in layout.selector:
+        node = (node or {}).get(key)
+    if not node:
+        return None
+    return ",".join(f"{k}={v}" for k, v in sorted(node.items()))
+
+
+def counts(obj: Object) -> Counts | None:
+    """Desired and ready replicas of a member, None for a kind without replicas."""
+    layout = kinds.layout(obj["apiVersion"], obj["kind"])
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if layout.role_statuses:
+        return _role_counts(spec, status)
+    if not layout.replicas or "replicas" not in spec:
+        return None
+    wanted = int(spec["replicas"])
+    complete = True
+    if layout.reports_updates:
+        # Counts of 0 are omitted from status: absent means 0, not "unknown".
+        updated = int(status.get("updatedReplicas", 0))
+        complete = updated >= wanted and int(status.get("replicas", 0)) <= updated
+    return Counts(wanted, int(status.get("readyReplicas") or 0), complete)
+
+
+def _role_counts(spec: dict[str, Any], status: dict[str, Any]) -> Counts:
+    """A RoleBasedGroup: the sum over its roles; complete when every role is."""
+    reported = {str(s.get("name")): s for s in status.get("roleStatuses") or []}
+    wanted = ready = 0
+    complete = True
+    for role in spec.get("roles") or []:
+        replicas = int(role.get("replicas", 1))  # RBG's default
+        seen = reported.get(str(role.get("name")), {})
+        role_ready = int(seen.get("readyReplicas") or 0)
+        wanted += replicas
+        ready += min(role_ready, replicas)
+        complete = complete and int(seen.get("updatedReplicas") or 0) >= replicas
+        complete = complete and role_ready >= replicas
+    return Counts(wanted, ready, complete)
+
+
+def entry(obj: Object) -> dict[str, Any]:
+    """The member as status.groups[].members lists it."""
+    found: dict[str, Any] = {"kind": obj["kind"], "name": obj["metadata"]["name"]}
+    pods = pod_selector(obj)
+    if pods:
+        found["podSelector"] = pods
+    replicas = counts(obj)
+    if replicas is not None:
+        found["replicas"] = replicas.replicas
+        found["readyReplicas"] = replicas.ready
+    return found
+
+
+def member_ready(obj: Object) -> bool:
+    """Its rollout is complete (as `kubectl rollout status` judges it): the latest
+    generation is observed, every replica runs the latest template, no older replica is
+    left, and all are ready. A member without replicas (Service, ConfigMap) is ready."""
+    status = obj.get("status") or {}
+    observed = status.get("observedGeneration")
+    if observed is not None and observed < obj["metadata"].get("generation", 0):
+        return False
+    replicas = counts(obj)
+    return replicas is None or (replicas.complete and replicas.ready >= replicas.replicas)
