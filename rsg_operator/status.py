@@ -27,6 +27,9 @@ class Reason(StrEnum):
     KIND_NOT_CLONEABLE = "KindNotCloneable"
     NOT_SCALABLE = "NotScalable"
     TARGET_CONFLICT = "TargetConflict"
+    MEMBER_CONFLICT = "MemberConflict"
+    NAME_CONFLICT = "NameConflict"
+    SPEC_CHANGE_REFUSED = "SpecChangeRefused"
     SOURCE_TARGET_CYCLE = "SourceTargetCycle"
 
 

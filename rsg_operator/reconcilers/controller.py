@@ -69,18 +69,21 @@ def claim_of(obj: Object) -> graph.Claim | None:
     return inplace.claim(spec, spec.strategy, rsg_key(obj), created)
 
 
-def watched(spec: api.RSGSpec, namespace: str, name: str) -> list[Selection]:
+def watched(
+    spec: api.RSGSpec, namespace: str, name: str, stored: dict[str, Any]
+) -> list[Selection]:
     """Every object whose change should wake this RSG: its targets by name, and for
-    GroupReplication its clones (by the RSG's name label, one selection per kind)."""
+    GroupReplication its clones (by the RSG's name label, one selection per kind it
+    clones or has cloned, as its status records)."""
     selections = [
         Selection(t.api_version, t.kind, t.namespace_or(namespace), name=t.name)
         for t in spec.targets
     ]
     if isinstance(spec.strategy, api.GroupReplication):
-        selections += sorted(
-            {Selection(t.api_version, t.kind, namespace, labelled=name) for t in spec.targets},
-            key=Selection.describe,
-        )
+        kinds = [*group_replication.spec_kinds(spec), *group_replication.recorded_kinds(stored)]
+        selections += [
+            Selection(k.api_version, k.kind, namespace, labelled=name) for k in dict.fromkeys(kinds)
+        ]
     return selections
 
 
@@ -196,11 +199,14 @@ class Controller:
             self.watches.drop(key)
             result.problems = problems
         else:
-            self.watches.want(key, watched(spec, namespace, name))
+            selections = watched(spec, namespace, name, self._stored(key))
+            self.watches.want(key, selections)
             resolution = await targets.check(self.cluster, spec, namespace, self.settings)
             result.problems = resolution.problems
             if not result.problems:
                 result = await self._dispatch(body, spec, resolution.objects)
+            if result.watch:  # e.g. a name another app's object holds, until it is freed
+                self.watches.want(key, [*selections, *result.watch])
         for reason, message in result.events:
             logger.info("%s: %s", reason, message)
             await self.post_event(body, "Normal", reason, message)
@@ -227,7 +233,17 @@ class Controller:
             )
         body = await self._ensure_finalizer(body)
         rsg = group_replication.Rsg(key[0], key[1], str(body["metadata"]["uid"]))
-        return await group_replication.reconcile(self.cluster, spec, spec.strategy, objects, rsg)
+
+        async def checkpoint(fields: dict[str, Any]) -> None:
+            self._remember(await self.kube.merge_patch(_path(key) + "/status", {"status": fields}))
+
+        return await group_replication.reconcile(
+            self.cluster, spec, spec.strategy, objects, rsg, self._stored(key), checkpoint
+        )
+
+    def _stored(self, key: RsgKey) -> dict[str, Any]:
+        """The RSG's status as last written (by us, as far as we know)."""
+        return dict((self.rsgs.get(key) or {}).get("status") or {})
 
     # ------------------------------------------------------------------ writes of the RSG
 
@@ -275,7 +291,7 @@ class Controller:
         if FINALIZER in finalizers:
             with contextlib.suppress(api.SpecError):
                 spec = api.parse_spec(body.get("spec"))
-                self.watches.want(key, watched(spec, *key))
+                self.watches.want(key, watched(spec, *key, self._stored(key)))
                 await group_replication.release(self.cluster, spec, key[0])
             await self._set_finalizers(body, [f for f in finalizers if f != FINALIZER])
             logger.info("released")

@@ -2,24 +2,39 @@
 
 Truth is in the cluster: the seed group is the targets themselves (index 1), every other
 group is the set of objects labelled with this RSG's name and a group index and owned
-by this RSG. Each reconcile reads them, completes any half-created group (names are
-deterministic, so a repeat create is a no-op, never a duplicate), applies the planner's
-plan group by group, and reports the groups it sees.
+(controller ownerReference) by this RSG. A reconcile observes them, lets the planner
+decide (planner.decide, pure) and carries the decision out:
+
+- an object RSG would create but that exists without this RSG's controller reference is
+  never adopted, counted, changed or deleted: its group waits (Degraded NameConflict);
+- a removal is recorded in the RSG's status (the group's phase Deleting) before its
+  first write, so an operator that dies half-way finishes it after a restart instead of
+  completing the group again; the kinds RSG has cloned are recorded the same way, so
+  that clones of a kind later dropped from the spec are still collected;
+- a half-created group is completed (names are deterministic: never a duplicate).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rsg_operator import api, clone, labels, planner
 from rsg_operator.cluster import Cluster
+from rsg_operator.informers import Selection
 from rsg_operator.kube import AlreadyExists
 from rsg_operator.members import entry, member_ready, pod_selector
+from rsg_operator.planner import SeedAction
 from rsg_operator.reconcilers.report import Report
-from rsg_operator.status import Healthy
+from rsg_operator.status import Healthy, Problem, Reason
+
+# Writes status fields at once (before the writes they make durable).
+Checkpoint = Callable[[dict[str, Any]], Awaitable[None]]
+Members = dict[str, dict[str, Any]]  # target id -> object
+DELETING = "Deleting"
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,26 @@ class Rsg:
         return clone.Owner(api.API_VERSION, api.KIND, self.name, self.uid)
 
 
-Members = dict[str, dict[str, Any]]  # target id -> object
+@dataclass(frozen=True)
+class Kind:
+    """A kind RSG clones, as status.cloneKinds records it."""
+
+    api_version: str
+    kind: str
+
+    def record(self) -> dict[str, str]:
+        return {"apiVersion": self.api_version, "kind": self.kind}
+
+
+def recorded_kinds(stored: dict[str, Any]) -> list[Kind]:
+    """The kinds a stored status says this RSG has cloned."""
+    return [
+        Kind(str(k.get("apiVersion")), str(k.get("kind"))) for k in stored.get("cloneKinds") or []
+    ]
+
+
+def spec_kinds(spec: api.RSGSpec) -> list[Kind]:
+    return list(dict.fromkeys(Kind(t.api_version, t.kind) for t in spec.targets))
 
 
 async def reconcile(
@@ -42,70 +76,162 @@ async def reconcile(
     strategy: api.GroupReplication,
     seed: Members,
     rsg: Rsg,
+    stored: dict[str, Any],
+    checkpoint: Checkpoint,
 ) -> Report:
-    result = Report()
+    """`stored` is the RSG's status as last written: the removals and kinds it records."""
     prefix = strategy.prefix
-    seed = {tid: await _label_seed(cluster, obj, rsg, prefix) for tid, obj in seed.items()}
-    clones = await _clones(cluster, spec, rsg, prefix, result)
-    groups: dict[int, Members] = dict(clones)
-    if not _seed_removed(seed):
-        groups[labels.SEED_INDEX] = seed
-
-    for index, members in sorted(clones.items()):
-        missing = [t for t in spec.targets if t.id not in members]
-        if missing:
-            await _create_members(cluster, spec, seed, rsg, prefix, index, members, missing)
-            result.events.append(
-                (
-                    "GroupCompleted",
-                    f"completed {labels.group_id(prefix, index)}: created "
-                    + ", ".join(t.describe() for t in missing),
+    found = await _owned(cluster, spec, rsg, prefix, stored)
+    if found.other_prefixes:
+        return Report(
+            problems=[
+                Problem(
+                    Reason.SPEC_CHANGE_REFUSED,
+                    f"groups {', '.join(found.other_prefixes)} were made with another "
+                    f"groupNamePrefix than {prefix!r}; RSG does not rename live groups: put "
+                    "the prefix back, or create a new RSG and scale this one to 0",
                 )
-            )
-
-    existing = {i: planner.Group(i, _created(members)) for i, members in groups.items()}
-    plan = planner.plan(
-        existing,
+            ]
+        )
+    result = Report()
+    deleting = {
+        labels.group_index(prefix, str(g.get("id"))) or 0
+        for g in stored.get("groups") or []
+        if g.get("phase") == DELETING
+    }
+    foreign = await _foreign_names(cluster, spec, rsg, prefix, found.clones, strategy)
+    decision = planner.decide(
+        planner.Observed(
+            targets=tuple(t.id for t in spec.targets),
+            seed_created=_created(seed),
+            seed_at_zero=frozenset(tid for tid, obj in seed.items() if _at_zero(obj)),
+            clones={i: frozenset(members) for i, members in found.clones.items()},
+            created={i: _created(members) for i, members in found.clones.items()},
+            deleting=frozenset(deleting),
+            taken=lambda index, tid: (index, tid) in foreign,
+        ),
         strategy.replicas,
         prefix,
         strategy.scale_down.policy,
         strategy.scale_down.candidates,
     )
-    if plan.remove:
-        for candidate in plan.ignored_candidates:
+
+    seed = {tid: await _label_seed(cluster, obj, rsg, prefix) for tid, obj in seed.items()}
+    for obj in found.strays:
+        await cluster.delete(obj)
+        result.events.append(
+            (
+                "StrayRemoved",
+                f"deleted {obj['kind']} {obj['metadata']['name']}, "
+                "which matches no target of the current spec",
+            )
+        )
+
+    # What is about to start is recorded first: the groups to remove, the kinds to clone.
+    groups: dict[int, Members] = dict(found.clones)
+    groups[labels.SEED_INDEX] = seed
+    removing = set(decision.finish_deleting) | set(decision.remove)
+    if decision.seed is SeedAction.FINISH_REMOVAL:
+        removing.add(labels.SEED_INDEX)
+    kinds = list(dict.fromkeys([*found.kinds, *spec_kinds(spec)]))
+    intent = {
+        "groups": _groups_status(spec, prefix, groups, removing, set(decision.existing)),
+        "cloneKinds": [k.record() for k in kinds],
+    }
+    # Also when a recorded removal is over: its index must not look reserved, nor its new
+    # group be removed again, after a crash.
+    if (removing != deleting or kinds != recorded_kinds(stored)) and _changed(stored, intent):
+        await checkpoint(intent)
+
+    if decision.remove:  # said when the list is used, not on every resync
+        for candidate in decision.ignored_candidates:
             result.warnings.append(
                 ("CandidateIgnored", f"scale-down candidate {candidate} is not an existing group")
             )
-    for index in plan.remove:
+    for index in (*decision.finish_deleting, *decision.remove):
         if index == labels.SEED_INDEX:
             seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
         else:
             # A group goes as one: its members are deleted together, not one by one.
             await asyncio.gather(*(cluster.delete(obj) for obj in groups[index].values()))
-        del groups[index]
-        result.events.append(("GroupRemoved", f"removed {labels.group_id(prefix, index)}"))
-    for index in plan.add:
+        groups.pop(index, None)
+        finished = "finished removing" if index in decision.finish_deleting else "removed"
+        result.events.append(("GroupRemoved", f"{finished} {labels.group_id(prefix, index)}"))
+    if decision.seed is SeedAction.FINISH_REMOVAL:
+        seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
+        result.events.append(("GroupRemoved", f"finished removing {_seed_id(prefix)}"))
+    elif decision.seed is SeedAction.FINISH_RESTORE:
+        seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
+        result.events.append(("GroupCreated", f"finished restoring {_seed_id(prefix)}"))
+
+    for index, missing in sorted(decision.complete.items()):
+        targets = [spec.target(tid) for tid in missing]
+        await _create_members(cluster, spec, seed, rsg, prefix, index, groups[index], targets)
+        result.events.append(
+            (
+                "GroupCompleted",
+                f"completed {labels.group_id(prefix, index)}: created "
+                + ", ".join(t.describe() for t in targets),
+            )
+        )
+    for index in decision.add:
         if index == labels.SEED_INDEX:
             seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
-            groups[index] = seed
         else:
             groups[index] = {}
             await _create_members(
                 cluster, spec, seed, rsg, prefix, index, groups[index], spec.targets
             )
         result.events.append(("GroupCreated", f"created {labels.group_id(prefix, index)}"))
+    groups[labels.SEED_INDEX] = seed
 
-    rollout = await _roll_out(cluster, seed, rsg, prefix, groups, result)
-    result.fields = _status(spec, prefix, seed, groups)
+    live = {i: groups[i] for i in decision.existing if i in groups}
+    rollout = await _roll_out(cluster, seed, rsg, prefix, live, result)
+    result.fields = {
+        **_status(spec, prefix, seed, live),
+        "cloneKinds": [k.record() for k in kinds if k in spec_kinds(spec) or found.held(k)],
+    }
     ready = result.fields["readyReplicas"]
     waiting = [g["id"] for g in result.fields["groups"] if g["phase"] != "Ready"]
     progress = rollout or (f"waiting for {', '.join(waiting)} to become ready" if waiting else None)
     result.healthy = Healthy(
         "GroupsReconciled",
-        f"{len(groups)}/{strategy.replicas} groups exist, {ready} ready",
+        f"{len(live)}/{strategy.replicas} groups exist, {ready} ready",
         progress,
     )
+    if decision.blocked:
+        result.problems, result.watch = _name_conflicts(spec, rsg, prefix, decision.blocked)
     return result
+
+
+def _seed_id(prefix: str) -> str:
+    return labels.group_id(prefix, labels.SEED_INDEX)
+
+
+def _changed(stored: dict[str, Any], fields: dict[str, Any]) -> bool:
+    return any(stored.get(key) != value for key, value in fields.items())
+
+
+def _name_conflicts(
+    spec: api.RSGSpec, rsg: Rsg, prefix: str, blocked: Mapping[int, tuple[str, ...]]
+) -> tuple[list[Problem], list[Selection]]:
+    """NameConflict naming each object that holds a group's name, and the names to watch
+    (its deletion frees the group)."""
+    problems, watch = [], []
+    for index, tids in sorted(blocked.items()):
+        for tid in tids:
+            target = spec.target(tid)
+            name = labels.clone_name(prefix, index, target.name)
+            problems.append(
+                Problem(
+                    Reason.NAME_CONFLICT,
+                    f"{target.kind} {rsg.namespace}/{name} exists and is not owned by this "
+                    f"RSG: group {labels.group_id(prefix, index)} waits until the name is free "
+                    "(RSG never adopts, changes or deletes another owner's object)",
+                )
+            )
+            watch.append(Selection(target.api_version, target.kind, rsg.namespace, name=name))
+    return problems, watch
 
 
 async def _roll_out(
@@ -169,53 +295,95 @@ async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str) -> None:
 # ---------------------------------------------------------------------------- reading
 
 
-async def _clones(
-    cluster: Cluster, spec: api.RSGSpec, rsg: Rsg, prefix: str, result: Report
-) -> dict[int, Members]:
-    """Every clone of this RSG by group index; objects that are ours but fit no current
-    target (a target removed from the spec, a changed prefix) are deleted."""
-    groups: dict[int, Members] = {}
-    kinds_seen: set[tuple[str, str]] = set()
-    for target in spec.targets:
-        if (target.api_version, target.kind) in kinds_seen:
-            continue
-        kinds_seen.add((target.api_version, target.kind))
-        for obj in await cluster.labelled(target.api_version, target.kind, rsg.namespace, rsg.name):
+@dataclass
+class Owned:
+    """The objects this RSG owns, sorted: clones of the current groups, strays, and the
+    ids of groups made with another prefix."""
+
+    clones: dict[int, Members]
+    strays: list[dict[str, Any]]
+    other_prefixes: list[str]
+    kinds: list[Kind]  # every kind looked at: the spec's and the recorded ones
+
+    def held(self, kind: Kind) -> bool:
+        """Whether any object of `kind` stays ours after this reconcile."""
+        return any(
+            Kind(obj["apiVersion"], obj["kind"]) == kind
+            for members in self.clones.values()
+            for obj in members.values()
+        )
+
+
+async def _owned(
+    cluster: Cluster, spec: api.RSGSpec, rsg: Rsg, prefix: str, stored: dict[str, Any]
+) -> Owned:
+    """Every object labelled with this RSG's name and owned by it, of every kind it clones
+    now or has cloned (status.cloneKinds)."""
+    kinds = list(dict.fromkeys([*spec_kinds(spec), *recorded_kinds(stored)]))
+    found = Owned({}, [], [], kinds)
+    for kind in kinds:
+        for obj in await cluster.labelled(kind.api_version, kind.kind, rsg.namespace, rsg.name):
             meta = obj["metadata"]
-            if meta.get("deletionTimestamp") or not _owned_by(obj, rsg):
+            if meta.get("deletionTimestamp") or not owned_by(obj, rsg):
                 continue
-            index = int((meta.get("labels") or {}).get(labels.GROUP_INDEX, "0"))
-            owner = next(
+            group = str((meta.get("labels") or {}).get(labels.GROUP_ID, ""))
+            index = labels.group_index(prefix, group)
+            if index is None and group and group not in found.other_prefixes:
+                found.other_prefixes.append(group)
+                continue
+            target = next(
                 (
                     t
                     for t in spec.targets
-                    if t.kind == target.kind
+                    if Kind(t.api_version, t.kind) == kind
+                    and index is not None
                     and labels.clone_name(prefix, index, t.name) == meta["name"]
                 ),
                 None,
             )
-            if owner is None or index <= labels.SEED_INDEX:
-                await cluster.delete(obj)
-                result.events.append(
-                    (
-                        "StrayRemoved",
-                        f"deleted {obj['kind']} {meta['name']}, "
-                        "which matches no target of the current spec",
-                    )
-                )
+            if target is None or index is None or index <= labels.SEED_INDEX:
+                found.strays.append(obj)
+            else:
+                found.clones.setdefault(index, {})[target.id] = obj
+    return found
+
+
+async def _foreign_names(
+    cluster: Cluster,
+    spec: api.RSGSpec,
+    rsg: Rsg,
+    prefix: str,
+    clones: dict[int, Members],
+    strategy: api.GroupReplication,
+) -> set[tuple[int, str]]:
+    """(group index, target id) of every clone name the planner may want that an object
+    not owned by this RSG holds: the names of missing clones and of new groups."""
+    # Scale-out picks the lowest free indices, so none beyond the highest group + replicas.
+    top = max([*clones, labels.SEED_INDEX]) + strategy.replicas
+    wanted = set(clones) | set(range(labels.SEED_INDEX + 1, top + 1))
+    taken = set()
+    for index in sorted(wanted):
+        for target in spec.targets:
+            if target.id in clones.get(index, {}):
                 continue
-            groups.setdefault(index, {})[owner.id] = obj
-    return groups
+            name = labels.clone_name(prefix, index, target.name)
+            holder = await cluster.get(target.api_version, target.kind, rsg.namespace, name)
+            if holder is not None and not owned_by(holder, rsg):
+                taken.add((index, target.id))
+    return taken
 
 
-def _owned_by(obj: dict[str, Any], rsg: Rsg) -> bool:
-    return any(ref.get("uid") == rsg.uid for ref in obj["metadata"].get("ownerReferences") or [])
-
-
-def _seed_removed(seed: Members) -> bool:
+def owned_by(obj: dict[str, Any], rsg: Rsg) -> bool:
+    """Whether `obj` has this RSG (this incarnation: its uid) as controller owner."""
     return any(
-        labels.SEED_REPLICAS in (obj["metadata"].get("annotations") or {}) for obj in seed.values()
+        ref.get("uid") == rsg.uid and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences") or []
     )
+
+
+def _at_zero(obj: dict[str, Any]) -> bool:
+    """A seed member taken to 0 with its group carries the record of its counts."""
+    return labels.SEED_REPLICAS in (obj["metadata"].get("annotations") or {})
 
 
 def _created(members: Members) -> str:
@@ -252,19 +420,26 @@ async def _create_members(
     members: Members,
     targets: tuple[api.Target, ...] | list[api.Target],
 ) -> None:
+    """Create the clones of `targets` in group `index`, one after the other (a crash
+    leaves a prefix of them, which the next reconcile completes)."""
     for target in targets:
         obj = _clone(seed, target.id, rsg, prefix, index)
         try:
             members[target.id] = await cluster.create(obj)
-        except AlreadyExists:  # created by an earlier, interrupted reconcile
-            meta = obj["metadata"]
-            found = await cluster.get(obj["apiVersion"], obj["kind"], rsg.namespace, meta["name"])
-            found = found or await cluster.fetch(obj)
-            members[target.id] = found or obj
+        except AlreadyExists:
+            # Ours from an interrupted reconcile, or another app's since we looked: read
+            # it now, and never take it over.
+            held = await cluster.fetch(obj)
+            if held is None or not owned_by(held, rsg):
+                raise
+            members[target.id] = held
 
 
 async def _scale_seed_down(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
-    """Seed member -> 0 replicas, recording its counts, in one atomic JSON patch."""
+    """Seed member -> 0 replicas, recording its counts, in one atomic JSON patch (a member
+    already at 0 with its record is left as it is)."""
+    if _at_zero(obj):
+        return obj
     counts = clone.replica_counts(obj)
     operations: list[dict[str, Any]] = []
     if not obj["metadata"].get("annotations"):
@@ -303,25 +478,44 @@ def _escape(key: str) -> str:
 # ---------------------------------------------------------------------------- status
 
 
-def _status(
-    spec: api.RSGSpec, prefix: str, seed: Members, groups: dict[int, Members]
-) -> dict[str, Any]:
+def _groups_status(
+    spec: api.RSGSpec,
+    prefix: str,
+    groups: dict[int, Members],
+    removing: set[int],
+    existing: set[int],
+) -> list[dict[str, Any]]:
+    """status.groups[]: the groups that exist and those being removed (phase Deleting)."""
     reported = []
     for index, members in sorted(groups.items()):
+        if index not in existing and index not in removing:
+            continue
         entries = [entry(members[t.id]) for t in spec.targets if t.id in members]
-        ready = _group_ready(members) and len(entries) == len(spec.targets)
+        if index in removing:
+            phase = DELETING
+        elif _group_ready(members) and len(entries) == len(spec.targets):
+            phase = "Ready"
+        else:
+            phase = "Creating"
         reported.append(
             {
                 "id": labels.group_id(prefix, index),
                 "index": index,
-                "phase": "Ready" if ready else "Creating",
+                "phase": phase,
                 "creationTime": _created(members),
                 "members": entries,
             }
         )
+    return reported
+
+
+def _status(
+    spec: api.RSGSpec, prefix: str, seed: Members, groups: dict[int, Members]
+) -> dict[str, Any]:
+    reported = _groups_status(spec, prefix, groups, set(), set(groups))
     first = seed[spec.targets[0].id]
     return {
-        "currentReplicas": len(groups),
+        "currentReplicas": len(reported),
         "readyReplicas": sum(1 for g in reported if g["phase"] == "Ready"),
         "labelSelector": pod_selector(first) or "",
         "groups": reported,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Kubectl
-from tests.specs import INVALID, Invalid, group_spec, rsg
+from tests.specs import INVALID, Invalid, group_spec, inplace_spec, rsg
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -66,3 +66,56 @@ def test_invalid_spec_is_refused_by_the_apiserver(
     assert result.returncode != 0, f"{case.id} was accepted"
     assert case.field in result.stderr
     assert kubectl.get("rsg", "bad", namespace) is None
+
+
+def test_a_name_too_long_for_a_label_value_is_refused(
+    kubectl: Kubectl, namespace: str, crd: str
+) -> None:
+    name = "r" * 64
+    result = kubectl.apply(rsg(name, group_spec()), namespace, check=False)
+    assert result.returncode != 0
+    assert "at most 63 characters" in result.stderr
+    assert kubectl.get("rsg", name, namespace) is None
+    kubectl.apply(rsg("r" * 63, group_spec()), namespace)  # the longest that works
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ("groupNamePrefix", "groupNamePrefix", "groupNamePrefix cannot change on a live RSG"),
+        ("groupName", "groupNamePrefix", "groupNamePrefix cannot change on a live RSG"),
+        ("type", "type", "type cannot change on a live RSG"),
+    ],
+)
+def test_a_change_of_prefix_or_type_is_refused(
+    kubectl: Kubectl, namespace: str, crd: str, change: str, field: str, message: str
+) -> None:
+    kubectl.apply(rsg("units", group_spec()), namespace)
+    before = kubectl.get("rsg", "units", namespace)
+    assert before is not None
+    edited = group_spec()
+    config = edited["scalingStrategy"]["groupConfig"]
+    if change == "type":
+        edited["scalingStrategy"] = inplace_spec()["scalingStrategy"]
+        edited["targetResources"] = inplace_spec()["targetResources"]
+    elif change == "groupName":  # the alias, spelling a new prefix
+        config["groupName"] = config.pop("groupNamePrefix") + "x"
+    else:
+        config["groupNamePrefix"] = "other"
+    result = kubectl.apply(rsg("units", edited), namespace, check=False)
+    assert result.returncode != 0, f"a change of {change} was admitted"
+    assert message in result.stderr and field in result.stderr
+    after = kubectl.get("rsg", "units", namespace)
+    assert after is not None and after["spec"] == before["spec"]
+
+
+def test_other_updates_of_a_live_rsg_are_admitted(
+    kubectl: Kubectl, namespace: str, crd: str
+) -> None:
+    kubectl.apply(rsg("units", group_spec(prefix="unit")), namespace)
+    aliased = group_spec(replicas=3, policy="Newest")
+    config = aliased["scalingStrategy"]["groupConfig"]
+    config["groupName"] = config.pop("groupNamePrefix")  # the same prefix, the alias spelling
+    kubectl.apply(rsg("units", aliased), namespace)
+    stored = (kubectl.get("rsg", "units", namespace) or {})["spec"]["scalingStrategy"]
+    assert stored["groupConfig"]["replicas"] == 3

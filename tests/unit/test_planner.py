@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rsg_operator.api import ScaleDownPolicy
-from rsg_operator.planner import Group, Plan, plan, victims
+from rsg_operator.planner import Group, Observed, Plan, SeedAction, decide, plan, victims
 
 P = "unit"
 
@@ -94,3 +94,80 @@ def test_plan_properties(
     assert set(result.ignored_candidates) == {
         c for c, i in zip(candidates, named, strict=True) if i not in existing
     }
+
+
+# ---------------------------------------------------------------------------- decide
+
+TARGETS = ("prefill", "decode")
+WHOLE = frozenset(TARGETS)
+
+
+def observed(
+    clones: dict[int, frozenset[str]] | None = None,
+    at_zero: frozenset[str] = frozenset(),
+    deleting: frozenset[int] = frozenset(),
+    taken: frozenset[tuple[int, str]] = frozenset(),
+) -> Observed:
+    clones = clones or {}
+    return Observed(
+        targets=TARGETS,
+        seed_created="2026-01-01T00:00:00Z",
+        seed_at_zero=at_zero,
+        clones=clones,
+        created={i: f"2026-01-0{i}T00:00:00Z" for i in clones},
+        deleting=deleting,
+        taken=lambda index, tid: (index, tid) in taken,
+    )
+
+
+def test_a_recorded_removal_is_finished_never_completed() -> None:
+    half = observed({2: WHOLE, 3: frozenset({"prefill"})}, deleting=frozenset({3}))
+    decision = decide(half, 2, P)
+    assert decision.finish_deleting == (3,)
+    assert decision.complete == {}
+    assert decision.existing == (1, 2)
+
+
+def test_an_index_being_removed_is_not_reused_until_it_is_gone() -> None:
+    decision = decide(observed({3: frozenset({"decode"})}, deleting=frozenset({3})), 3, P)
+    assert decision.add == (2, 4)
+
+
+def test_a_half_created_group_is_completed() -> None:
+    decision = decide(observed({2: frozenset({"prefill"})}), 2, P)
+    assert decision.complete == {2: ("decode",)}
+    assert decision.add == ()
+
+
+def test_a_half_removed_seed_finishes_its_removal_when_it_was_recorded() -> None:
+    half = observed(at_zero=frozenset({"prefill"}), deleting=frozenset({1}))
+    decision = decide(half, 0, P)
+    assert decision.seed is SeedAction.FINISH_REMOVAL
+    assert decision.existing == ()
+
+
+def test_a_half_restored_seed_finishes_its_restore() -> None:
+    decision = decide(observed(at_zero=frozenset({"prefill"})), 1, P)
+    assert decision.seed is SeedAction.FINISH_RESTORE
+    assert decision.existing == (1,)
+    assert decision.add == ()
+
+
+def test_a_name_held_by_another_app_blocks_its_group_only() -> None:
+    decision = decide(observed(taken=frozenset({(2, "decode")})), 3, P)
+    assert decision.blocked == {2: ("decode",)}
+    assert decision.add == (3,)  # the other new group is made; 02 waits for its name
+    assert decision.existing == (1, 3)
+
+
+def test_a_group_missing_a_member_whose_name_is_taken_is_left_alone() -> None:
+    decision = decide(observed({2: frozenset({"prefill"})}, taken=frozenset({(2, "decode")})), 2, P)
+    assert decision.blocked == {2: ("decode",)}
+    assert decision.complete == {} and decision.remove == () and decision.finish_deleting == ()
+    assert decision.existing == (1,)  # not counted as a group
+
+
+def test_victims_with_missing_members_are_removed_not_completed() -> None:
+    decision = decide(observed({2: WHOLE, 3: frozenset({"prefill"})}), 2, P)
+    assert decision.remove == (3,)
+    assert decision.complete == {}

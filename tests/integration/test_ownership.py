@@ -1,0 +1,207 @@
+"""Never touch what is not ours; every group change is whole, through crashes (SPEC §3)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any
+
+from kubernetes import client, watch
+from urllib3.exceptions import ProtocolError
+
+from tests.integration.conftest import Kubectl, Operator
+from tests.integration.test_group_replication import deployments, group_ids, scale, status
+from tests.integration.workloads import deployment
+from tests.specs import group_spec, rsg, target
+
+NAME_LABEL = "resourcescalinggroup.com/name"
+GROUP_ID = "resourcescalinggroup.com/group-id"
+SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
+WEB = target("web")
+
+
+def fingerprint(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a write to the object would change."""
+    meta = obj["metadata"]
+    return {
+        "resourceVersion": meta["resourceVersion"],
+        "labels": meta.get("labels"),
+        "annotations": meta.get("annotations"),
+        "ownerReferences": meta.get("ownerReferences"),
+        "managers": sorted(
+            (e["manager"], e.get("subresource", "")) for e in meta.get("managedFields", [])
+        ),
+        "spec": obj["spec"],
+    }
+
+
+def test_an_object_with_a_clone_name_that_is_not_ours_is_never_touched(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("web", 1), namespace)
+    kubectl.apply(rsg("pool", group_spec(WEB, replicas=1)), namespace)
+    operator.wait_for(lambda: group_ids(kubectl, "pool", namespace) == ["unit-01"], what="seed")
+    # Another app's Deployment holds the name group unit-02 would give its clone; it even
+    # carries RSG's labels (copied from a clone), but no controller reference to the RSG.
+    foreign = deployment("unit-02-web", 5)
+    foreign["metadata"]["labels"] = {NAME_LABEL: "pool", GROUP_ID: "unit-02", "app": "other"}
+    kubectl.apply(foreign, namespace)
+    before = fingerprint(kubectl.get("deployment", "unit-02-web", namespace) or {})
+
+    scale(kubectl, "pool", namespace, 3)
+    degraded = operator.wait_degraded(kubectl, "pool", namespace, "True", "NameConflict")
+    assert f"Deployment {namespace}/unit-02-web exists and is not owned" in degraded["message"]
+    operator.wait_for(
+        lambda: group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-03"],
+        what="unit-03 made, unit-02 waiting",
+    )
+    assert status(kubectl, "pool", namespace)["currentReplicas"] == 2
+    assert fingerprint(kubectl.get("deployment", "unit-02-web", namespace) or {}) == before
+    warnings = kubectl.events(namespace, "type=Warning,reason=NameConflict").splitlines()
+    assert len(warnings) == 1, warnings
+
+    kubectl.run("delete", "deployment/unit-02-web", "-n", namespace)
+    operator.wait_for(
+        lambda: group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02", "unit-03"],
+        what="unit-02 made once its name is free",
+    )
+    clone = kubectl.get("deployment", "unit-02-web", namespace)
+    assert clone is not None
+    assert clone["metadata"]["ownerReferences"][0]["name"] == "pool"
+    operator.wait_degraded(kubectl, "pool", namespace, "False")
+
+
+def seed_at_zero(kubectl: Kubectl, name: str, namespace: str) -> bool:
+    found = kubectl.get("deployment", name, namespace) or {"metadata": {}, "spec": {}}
+    recorded = SEED_REPLICAS in (found["metadata"].get("annotations") or {})
+    return recorded and found["spec"].get("replicas") == 0
+
+
+def crash_after(operator: Operator, namespace: str, writes: int) -> None:
+    """Run an operator (alone: the session's is stopped) that dies, as by SIGKILL, right
+    before its write number `writes` + 1."""
+    crashing = operator.start(
+        f"--namespace={namespace}", env={"RSG_CRASH_AFTER_WRITES": str(writes)}
+    )
+    assert crashing.wait(timeout=60) == 137
+    operator.process = None
+
+
+def test_a_crash_between_the_members_of_a_seed_removal_ends_with_it_removed(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 2), namespace)
+    kubectl.apply(deployment("decode", 3), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=2, candidates=["unit-01"])), namespace)
+    operator.wait_for(
+        lambda: group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02"], what="2 groups"
+    )
+    operator.stop()
+    try:
+        scale(kubectl, "pool", namespace, 1)
+        # Write 1 records the removal (unit-01 Deleting), write 2 takes prefill to 0; the
+        # operator dies before decode.
+        crash_after(operator, namespace, 2)
+        assert seed_at_zero(kubectl, "prefill", namespace)
+        assert not seed_at_zero(kubectl, "decode", namespace)
+        phases = {g["id"]: g["phase"] for g in status(kubectl, "pool", namespace)["groups"]}
+        assert phases["unit-01"] == "Deleting"
+    finally:
+        operator.start()
+    operator.wait_for(
+        lambda: (
+            group_ids(kubectl, "pool", namespace) == ["unit-02"]
+            and seed_at_zero(kubectl, "decode", namespace)
+        ),
+        what="the seed removal finished",
+    )
+    decode = kubectl.get("deployment", "decode", namespace) or {}
+    assert json.loads(decode["metadata"]["annotations"][SEED_REPLICAS]) == {"/spec/replicas": 3}
+    assert "finished removing unit-01" in kubectl.events(namespace, "reason=GroupRemoved")
+
+
+def test_a_crash_between_the_deletions_of_a_group_ends_with_it_removed(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(deployment("decode", 1), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=3)), namespace)
+    clones = {f"unit-0{i}-{n}" for i in (2, 3) for n in ("prefill", "decode")}
+    operator.wait_for(
+        lambda: deployments(kubectl, namespace) == {"prefill", "decode"} | clones,
+        what="3 groups",
+    )
+    operator.stop()
+    try:
+        scale(kubectl, "pool", namespace, 2)
+        # Write 1 records unit-03's removal; the operator dies before deleting a member.
+        crash_after(operator, namespace, 1)
+        phases = {g["id"]: g["phase"] for g in status(kubectl, "pool", namespace)["groups"]}
+        assert phases["unit-03"] == "Deleting"
+        # As if its first delete had landed before it died: half of unit-03 is gone.
+        kubectl.run("delete", "deployment/unit-03-prefill", "-n", namespace)
+    finally:
+        operator.start()
+    operator.wait_for(
+        lambda: (
+            deployments(kubectl, namespace)
+            == {"prefill", "decode", "unit-02-prefill", "unit-02-decode"}
+        ),
+        what="unit-03 removed whole, not completed",
+    )
+    assert group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02"]
+    assert "unit-03" not in kubectl.events(namespace, "reason=GroupCompleted")
+
+
+def test_observed_generation_is_the_one_reconciled(
+    operator: Operator, kubectl: Kubectl, namespace: str, k8s: client.ApiClient
+) -> None:
+    """A spec edit made while a reconcile runs is not claimed by that reconcile's status."""
+    kubectl.apply(deployment("web", 0), namespace)
+    kubectl.apply(rsg("pool", group_spec(WEB, replicas=1)), namespace)
+    operator.wait_for(lambda: group_ids(kubectl, "pool", namespace) == ["unit-01"], what="seed")
+    seen: list[tuple[int, int, int | None]] = []  # (generation, observed, currentReplicas)
+    stream = watch.Watch()
+
+    def follow() -> None:
+        with contextlib.suppress(ProtocolError):  # the stream is stopped at the end
+            for event in stream.stream(
+                client.CustomObjectsApi(k8s).list_namespaced_custom_object,
+                "resourcescalinggroup.com",
+                "v1",
+                namespace,
+                "resourcescalinggroups",
+                timeout_seconds=120,
+            ):
+                obj, found = event["object"], event["object"].get("status") or {}
+                seen.append(
+                    (
+                        obj["metadata"]["generation"],
+                        found.get("observedGeneration", 0),
+                        found.get("currentReplicas"),
+                    )
+                )
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    generation = (kubectl.get("rsg", "pool", namespace) or {})["metadata"]["generation"]
+    scale(kubectl, "pool", namespace, 150)  # a reconcile of ~150 creates: seconds long
+    operator.wait_for(
+        lambda: len(deployments(kubectl, namespace)) > 5, what="the scale-out under way"
+    )
+    scale(kubectl, "pool", namespace, 2)  # generation + 2, during that reconcile
+    operator.wait_for(
+        lambda: (
+            status(kubectl, "pool", namespace).get("observedGeneration") == generation + 2
+            and status(kubectl, "pool", namespace).get("currentReplicas") == 2
+        ),
+        timeout=120,
+        what="the last edit reconciled",
+    )
+    stream.stop()
+    # The reconcile of generation+1 ended after generation+2 existed, and said so.
+    assert any(g == generation + 2 and o == generation + 1 for g, o, _ in seen), seen
+    # No status ever claimed generation+2 with a count made for generation+1.
+    claimed = [c for _, o, c in seen if o == generation + 2]
+    assert claimed and all(c == 2 for c in claimed), seen
