@@ -1,8 +1,16 @@
-"""Rules across RSGs (SPEC §4): a member is a Target of at most one RSG, and the
-Source->Target edges of all RSGs form a DAG. Pure.
+"""Rules across RSGs (SPEC §4). Pure.
+
+- Members: an object (or an RBG role) that a GroupReplication RSG holds as a seed member
+  belongs to that RSG alone: no other RSG names it, in any role. An InplaceScaling
+  Target follows one Source only: it is a Target of one RSG. The older RSG (creation
+  time, then namespace/name) keeps a contested member; the younger is Degraded and
+  writes nothing, so two RSGs never write one object back and forth.
+- Sources are only read: an object may be the Source of several InplaceScaling RSGs,
+  and the Target of one and the Source of another (a chain), as long as the
+  Source->Target edges of all RSGs form a DAG; a cycle stops every RSG on it.
 
 The validating webhook will refuse violations at admission; until then (and whenever it
-is absent) the controller finds them here and stops the RSG with Degraded.
+is absent) the controller finds them here.
 """
 
 from __future__ import annotations
@@ -14,30 +22,65 @@ from rsg_operator.api import Member
 from rsg_operator.status import Problem, Reason
 
 RsgKey = tuple[str, str]  # (namespace, name)
+ObjectId = tuple[str, str, str, str]  # (API group, kind, namespace, name)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The Source->Target edges one InplaceScaling RSG declares."""
+    """The members one RSG declares: an InplaceScaling RSG's Source and Targets, or a
+    GroupReplication RSG's seed members."""
 
     rsg: RsgKey
-    created: str  # metadata.creationTimestamp; the older claim keeps a contested Target
-    source: Member
-    targets: tuple[Member, ...]
+    created: str  # metadata.creationTimestamp; the older claim keeps a contested member
+    source: Member | None = None
+    targets: tuple[Member, ...] = ()
+    seeds: tuple[Member, ...] = ()
 
     @property
     def seniority(self) -> tuple[str, RsgKey]:
         return (self.created, self.rsg)
+
+    @property
+    def members(self) -> tuple[tuple[str, Member], ...]:
+        """Every member with the part it plays."""
+        found: list[tuple[str, Member]] = [("seed member", m) for m in self.seeds]
+        if self.source is not None:
+            found.append(("Source", self.source))
+        return (*found, *(("Target", m) for m in self.targets))
+
+
+def object_id(member: Member) -> ObjectId:
+    return member.identity[:4]
+
+
+def overlap(a: Member, b: Member) -> bool:
+    """Whether two members are, or contain, the same thing: one object, and the same role
+    of it or the whole of it."""
+    if object_id(a) != object_id(b):
+        return False
+    return a.role is None or b.role is None or a.identity[4] == b.identity[4]
 
 
 def problems(mine: Claim, claims: Iterable[Claim]) -> list[Problem]:
     """What keeps `mine` from acting, given every RSG's claim (its own included or not)."""
     others = [c for c in claims if c.rsg != mine.rsg]
     found = []
-    for target in mine.targets:
-        for other in others:
-            contested = any(t.identity == target.identity for t in other.targets)
-            if contested and other.seniority < mine.seniority:
+    for other in sorted(others, key=lambda c: c.seniority):
+        if other.seniority > mine.seniority:
+            continue  # the younger one yields
+        shared = _shared(mine, other)
+        if shared is not None:
+            part, member, theirs = shared
+            found.append(
+                Problem(
+                    Reason.MEMBER_CONFLICT,
+                    f"{member.describe()} is already the {theirs} of RSG "
+                    f"{other.rsg[0]}/{other.rsg[1]} (older); this RSG has it as {part}, and "
+                    "an object that a GroupReplication RSG holds belongs to that RSG alone",
+                )
+            )
+        for target in mine.targets:
+            if any(overlap(target, t) for t in other.targets):
                 found.append(
                     Problem(
                         Reason.TARGET_CONFLICT,
@@ -56,11 +99,25 @@ def problems(mine: Claim, claims: Iterable[Claim]) -> list[Problem]:
     return found
 
 
+def _shared(mine: Claim, other: Claim) -> tuple[str, Member, str] | None:
+    """A member of `mine` that `other` holds, where one of the two holds it as a seed
+    member: (its part in mine, the member, its part in other)."""
+    for part, member in mine.members:
+        for theirs, held in other.members:
+            if "seed member" in (part, theirs) and overlap(member, held):
+                return part, member, theirs
+    return None
+
+
 def _cycle_through(mine: Claim, claims: list[Claim]) -> list[Member] | None:
     """A path target -> ... -> source of one of mine's edges, closed into a cycle."""
+    if mine.source is None:
+        return None
     edges: dict[tuple[object, ...], list[Member]] = {}
     members: dict[tuple[object, ...], Member] = {}
     for claim in claims:
+        if claim.source is None:
+            continue
         members[claim.source.identity] = claim.source
         for target in claim.targets:
             edges.setdefault(claim.source.identity, []).append(target)
@@ -158,4 +215,5 @@ class ClaimIndex:
 
 
 def _identities(claim: Claim) -> set[Identity]:
-    return {claim.source.identity, *(t.identity for t in claim.targets)}
+    """The objects a claim names (roles aside: a role and its whole object connect)."""
+    return {object_id(member) for _, member in claim.members}

@@ -58,15 +58,24 @@ def rsg_key(obj: Object) -> RsgKey:
 
 
 def claim_of(obj: Object) -> graph.Claim | None:
-    """The Source->Target edges of an InplaceScaling RSG with a valid spec, else None."""
+    """The members an RSG with a valid spec declares (graph.py), else None."""
     try:
         spec = api.parse_spec(obj.get("spec"))
     except api.SpecError:
         return None
-    if not isinstance(spec.strategy, api.InplaceScaling):
-        return None
-    created = str(obj["metadata"].get("creationTimestamp") or "")
-    return inplace.claim(spec, spec.strategy, rsg_key(obj), created)
+    key, created = rsg_key(obj), str(obj["metadata"].get("creationTimestamp") or "")
+    strategy = spec.strategy
+    if isinstance(strategy, api.InplaceScaling):
+        return graph.Claim(
+            key,
+            created,
+            source=spec.member(strategy.source, key[0]),
+            targets=tuple(spec.member(b, key[0]) for b in strategy.targets),
+        )
+    seeds = tuple(
+        api.Member(t.api_version, t.kind, t.namespace_or(key[0]), t.name) for t in spec.targets
+    )
+    return graph.Claim(key, created, seeds=seeds)
 
 
 def watched(
@@ -224,13 +233,13 @@ class Controller:
         self, body: Object, spec: api.RSGSpec, objects: dict[str, Object]
     ) -> Report:
         key = rsg_key(body)
+        mine = claim_of(body)
+        assert mine is not None  # the spec is valid
+        problems = graph.problems(mine, self.claims.related(mine))
+        if problems:  # another RSG's member, or a cycle: write nothing
+            return Report(problems=problems)
         if isinstance(spec.strategy, api.InplaceScaling):
-            mine = self.claims.get(key) or claim_of(body)
-            assert mine is not None
-            related = self.claims.related(mine) or [mine]
-            return await inplace.reconcile(
-                self.cluster, spec, spec.strategy, objects, mine, related
-            )
+            return await inplace.reconcile(self.cluster, spec, spec.strategy, objects, key[0])
         body = await self._ensure_finalizer(body)
         rsg = group_replication.Rsg(key[0], key[1], str(body["metadata"]["uid"]))
 
@@ -292,7 +301,7 @@ class Controller:
             with contextlib.suppress(api.SpecError):
                 spec = api.parse_spec(body.get("spec"))
                 self.watches.want(key, watched(spec, *key, self._stored(key)))
-                await group_replication.release(self.cluster, spec, key[0])
+                await group_replication.release(self.cluster, spec, *key)
             await self._set_finalizers(body, [f for f in finalizers if f != FINALIZER])
             logger.info("released")
         self.watches.drop(key)

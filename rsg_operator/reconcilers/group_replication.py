@@ -273,9 +273,10 @@ async def _roll_out(
     return f"template change: updated {group}; waiting for it before {len(stale) - 1} more"
 
 
-async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str) -> None:
-    """On RSG deletion: take RSG's labels off the seed members (clones are collected by
-    the garbage collector through their ownerReference)."""
+async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str, name: str) -> None:
+    """On RSG deletion: take this RSG's labels off the seed members (clones are collected
+    by the garbage collector through their ownerReference). Labels another RSG has set
+    since (it took the member over) are left alone."""
     for target in spec.targets:
         found = await cluster.get(
             target.api_version, target.kind, target.namespace_or(namespace), target.name
@@ -283,6 +284,8 @@ async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str) -> None:
         if found is None:
             continue
         present = found["metadata"].get("labels") or {}
+        if present.get(labels.NAME) != name:
+            continue
         drop = {
             key: None
             for key in (labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX)

@@ -1,15 +1,15 @@
 """InplaceScaling: keep every Target at ceil(Source replicas x ratio).
 
 Reads the Source, computes each Target (ratios.py), writes only the Targets that differ
-(through their adapter) and returns the status to report. Cross-RSG rules (graph.py)
-are checked first; a problem means no write at all.
+(through their adapter) and returns the status to report. The cross-RSG rules
+(graph.py) are checked before, by the controller; a problem means no write at all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rsg_operator import api, graph
+from rsg_operator import api
 from rsg_operator.adapters import NotScalable, Scaler, scaler_for
 from rsg_operator.cluster import Cluster
 from rsg_operator.ratios import target_replicas
@@ -17,30 +17,13 @@ from rsg_operator.reconcilers.report import Report
 from rsg_operator.status import Healthy, Problem, Reason
 
 
-def claim(
-    spec: api.RSGSpec, strategy: api.InplaceScaling, rsg: graph.RsgKey, created: str
-) -> graph.Claim:
-    """The Source->Target edges this RSG declares."""
-    return graph.Claim(
-        rsg=rsg,
-        created=created,
-        source=spec.member(strategy.source, rsg[0]),
-        targets=tuple(spec.member(b, rsg[0]) for b in strategy.targets),
-    )
-
-
 async def reconcile(
     cluster: Cluster,
     spec: api.RSGSpec,
     strategy: api.InplaceScaling,
     objects: dict[str, dict[str, Any]],
-    mine: graph.Claim,
-    claims: list[graph.Claim],
+    namespace: str,
 ) -> Report:
-    problems = graph.problems(mine, claims)
-    if problems:
-        return Report(problems=problems)
-    namespace = mine.rsg[0]
     try:
         by_name = {
             b.name: await scaler_for(cluster, spec.member(b, namespace), objects[b.target_id])

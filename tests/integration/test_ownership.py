@@ -7,6 +7,7 @@ import json
 import threading
 from typing import Any
 
+import pytest
 from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
@@ -205,3 +206,73 @@ def test_observed_generation_is_the_one_reconciled(
     # No status ever claimed generation+2 with a count made for generation+1.
     claimed = [c for _, o, c in seen if o == generation + 2]
     assert claimed and all(c == 2 for c in claimed), seen
+
+
+def inplace_on(source: str, follower: str) -> dict[str, Any]:
+    return {
+        "targetResources": [target(source), target(follower)],
+        "scalingStrategy": {
+            "type": "InplaceScaling",
+            "inplaceConfig": {
+                "bindings": [
+                    {"name": source, "role": "Source"},
+                    {"name": follower, "role": "Target", "ratio": 2},
+                ]
+            },
+        },
+    }
+
+
+# Each RSG, if it acted on the shared Deployment `shared`, would leave a mark of its own:
+# a GroupReplication RSG labels it with its name, an InplaceScaling one sets its replicas.
+CLAIMS = {
+    "group": lambda: group_spec(target("shared"), prefix="g"),
+    "inplace": lambda: inplace_on("router", "shared"),
+}
+
+
+@pytest.mark.parametrize(
+    ("older", "younger", "reason"),
+    [
+        ("group", "group", "MemberConflict"),
+        ("group", "inplace", "MemberConflict"),
+        ("inplace", "group", "MemberConflict"),
+        ("inplace", "inplace", "TargetConflict"),
+    ],
+)
+def test_of_two_rsgs_claiming_one_deployment_the_older_keeps_it(
+    operator: Operator, kubectl: Kubectl, namespace: str, older: str, younger: str, reason: str
+) -> None:
+    kubectl.apply(deployment("shared", 1), namespace)
+    kubectl.apply(deployment("router", 3), namespace)
+    kubectl.apply(rsg("first", CLAIMS[older]()), namespace)
+    operator.wait_degraded(kubectl, "first", namespace, "False")
+    mark = marks(kubectl, namespace)
+    assert mark == ({"first"} if older == "group" else set(), 1 if older == "group" else 6)
+
+    if younger == "inplace":  # a Source of its own, so that it would write another count
+        kubectl.apply(deployment("router2", 4), namespace)
+        kubectl.apply(rsg("second", inplace_on("router2", "shared")), namespace)
+    else:
+        kubectl.apply(rsg("second", CLAIMS[younger]()), namespace)
+    degraded = operator.wait_degraded(kubectl, "second", namespace, "True", reason)
+    assert "RSG " + namespace + "/first" in degraded["message"]
+    # A reconcile of the older one, woken by a change of the shared Deployment, keeps its
+    # own mark and finds no one else's.
+    kubectl.run("annotate", "deployment/shared", "-n", namespace, "touch=1")
+    operator.wait_for(lambda: kubectl.condition("second", namespace, "Degraded"), what="status")
+    assert marks(kubectl, namespace) == mark
+
+    kubectl.run("delete", "rsg/first", "-n", namespace, "--timeout=60s")
+    taken_over = ({"second"}, mark[1]) if younger == "group" else (set(), 8)
+    operator.wait_for(
+        lambda: marks(kubectl, namespace) == taken_over, what="the younger takes over"
+    )
+    operator.wait_degraded(kubectl, "second", namespace, "False")
+
+
+def marks(kubectl: Kubectl, namespace: str) -> tuple[set[str], int]:
+    """Which RSG labelled `shared`, and its replicas."""
+    shared = kubectl.get("deployment", "shared", namespace) or {"metadata": {}, "spec": {}}
+    labelled = (shared["metadata"].get("labels") or {}).get(NAME_LABEL)
+    return ({labelled} if labelled else set()), shared["spec"].get("replicas")

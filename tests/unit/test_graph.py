@@ -101,3 +101,35 @@ def test_a_changed_claim_wakes_its_old_and_new_neighbours() -> None:
     moved = claim("a", "1", "router", "other")
     assert index.put(moved.rsg, moved) == {("ai", "a"), ("ai", "b"), ("ai", "c")}
     assert index.get(("ai", "a")) == moved
+
+
+def grouped(rsg: str, created: str, *seeds: str) -> Claim:
+    return Claim(("ai", rsg), created, seeds=tuple(deploy(s) for s in seeds))
+
+
+def test_a_seed_member_belongs_to_its_group_replication_rsg_alone() -> None:
+    older = grouped("a", "1", "prefill", "decode")
+    for younger in (
+        grouped("b", "2", "decode"),  # a seed member of another GroupReplication RSG
+        claim("b", "2", "router", "decode"),  # a Target of an InplaceScaling RSG
+        claim("b", "2", "decode", "router"),  # even only read, as a Source
+    ):
+        assert reasons(younger, older) == [Reason.MEMBER_CONFLICT]
+        assert reasons(older, younger) == []  # the older one keeps it
+    message = problems(grouped("b", "2", "decode"), [older])[0].message
+    assert "Deployment ai/decode is already the seed member of RSG ai/a" in message
+
+
+def test_a_role_and_its_whole_object_are_one_member() -> None:
+    rbg = Member("workloads.x-k8s.io/v1alpha1", "RoleBasedGroup", "ai", "pool")
+    older = Claim(("ai", "a"), "1", seeds=(rbg,))
+    role = Member("workloads.x-k8s.io/v1alpha2", "RoleBasedGroup", "ai", "pool", "Decode")
+    younger = Claim(("ai", "b"), "2", deploy("router"), (role,))
+    assert reasons(younger, older) == [Reason.MEMBER_CONFLICT]
+    prefill = Member("workloads.x-k8s.io/v1alpha2", "RoleBasedGroup", "ai", "pool", "prefill")
+    other_role = Claim(("ai", "c"), "3", deploy("x"), (prefill,))
+    assert reasons(other_role, younger) == []  # two roles of one RBG, two InplaceScaling RSGs
+
+
+def test_sources_may_be_shared_and_chained() -> None:
+    assert reasons(claim("b", "2", "router", "decode"), claim("a", "1", "router", "prefill")) == []
