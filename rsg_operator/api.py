@@ -43,6 +43,8 @@ MAX_PREFIX_LENGTH = 40
 # A clone is named "<prefix>-<index>-<target name>" with up to three index digits;
 # kept within a DNS label (63) so that it is valid for every kind, Services included.
 MAX_CLONE_NAME_LENGTH = 63
+# An RSG's name is a label value on every object it manages (the CRD refuses longer).
+MAX_NAME_LENGTH = 63
 CLONE_NAME_OVERHEAD = len("-") + len(str(MAX_GROUPS)) + len("-")
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -372,6 +374,20 @@ class RSGSpec:
 
 
 DEFAULT_TARGET_RATIO = Decimal(1)
+
+
+def check_name(name: str) -> None:
+    """Raise SpecError if `name` cannot be an RSG's name (SPEC: a label value)."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise SpecError(
+            [
+                (
+                    "metadata.name",
+                    f"must be at most {MAX_NAME_LENGTH} characters (it is {len(name)}): RSG "
+                    "puts it in a label on every object it manages",
+                )
+            ]
+        )
 
 
 def parse_spec(raw: Any) -> RSGSpec:

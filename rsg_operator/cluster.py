@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from rsg_operator.informers import Informer, Object, Watches
-from rsg_operator.kube import ApiResource, Kube, UnknownKind
+from rsg_operator.kube import ApiResource, Conflict, Invalid, Kube, UnknownKind
 
 
 class Cluster:
@@ -82,7 +82,19 @@ class Cluster:
         return self._seen(obj, await self.kube.merge_patch(await self.path_of(obj), body))
 
     async def json_patch(self, obj: Object, operations: list[dict[str, Any]]) -> Object:
-        return self._seen(obj, await self.kube.json_patch(await self.path_of(obj), operations))
+        """A JSON patch guarded by `test` operations: the API server answers a failed
+        test with a bare 422, which here means the object changed since it was read, so
+        it is raised as a Conflict (read again, then retry)."""
+        try:
+            patched = await self.kube.json_patch(await self.path_of(obj), operations)
+        except Invalid as error:
+            raise Conflict(
+                f"{obj['kind']} {obj['metadata'].get('namespace')}/{obj['metadata']['name']} "
+                f"changed since it was read (a JSON-patch test failed: {error})",
+                409,
+                "Conflict",
+            ) from None
+        return self._seen(obj, patched)
 
     async def scale(self, obj: Object, replicas: int, pointer: str | None) -> int:
         """Set replicas through the object's /scale subresource; returns the replicas the

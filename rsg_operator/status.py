@@ -30,6 +30,7 @@ class Reason(StrEnum):
     MEMBER_CONFLICT = "MemberConflict"
     NAME_CONFLICT = "NameConflict"
     SPEC_CHANGE_REFUSED = "SpecChangeRefused"
+    RECONCILE_FAILING = "ReconcileFailing"
     SOURCE_TARGET_CYCLE = "SourceTargetCycle"
 
 
@@ -133,7 +134,14 @@ def outcome(
     healthy: Healthy = DEFAULT_HEALTHY,
 ) -> Outcome:
     """The status patch for a reconcile that found `problems` and observed `fields`
-    (e.g. currentReplicas, bindings), and a Warning when Degraded newly has this reason."""
+    (e.g. currentReplicas, bindings), and a Warning when Degraded newly has this reason.
+
+    A Degraded reconcile that could not observe groups[] or bindings[] does not leave the
+    old ones standing as if current: bindings[] is removed, and groups[] keeps only the
+    groups being removed (their phase Deleting is the record that lets a restarted
+    operator finish the removal)."""
+    if problems:
+        fields = {**_unobserved(stored), **(fields or {})}
     conditions = merge_conditions(
         list(stored.get("conditions") or []),
         problems_conditions(problems, generation, healthy),
@@ -151,6 +159,11 @@ def outcome(
         after["message"],
     )
     return Outcome(patch, None if repeated else Problem(problems[0].reason, after["message"]))
+
+
+def _unobserved(stored: dict[str, Any]) -> dict[str, Any]:
+    removing = [g for g in stored.get("groups") or [] if g.get("phase") == "Deleting"]
+    return {"bindings": None, "groups": removing or None}
 
 
 def _find(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:

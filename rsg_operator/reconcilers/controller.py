@@ -42,6 +42,8 @@ RESYNC_JITTER = 0.1  # each resync is drawn from resync x [0.9, 1.1]
 FAILURE_RETRY_SCALE = 4.0  # x informers.backoff(n), which starts at a quarter second
 # After a conflict: 0.2 s, doubling up to 5 s, no failure counted.
 CONFLICT_RETRY = 0.1
+# After this many failed reconciles in a row, the RSG turns Degraded ReconcileFailing.
+FAILING_AFTER = 3
 MAX_CONFLICT_RETRY = 5.0
 
 
@@ -183,6 +185,8 @@ class Controller:
                     await self.post_event(body, "Warning", "ReconcileFailed", str(error))
             else:
                 logger.exception("reconcile crashed (retry in %.1fs)", delay)
+            if failures >= FAILING_AFTER:
+                await self._report_failing(body, error)
             self.queue.add_after(key, delay)
             return
         self._failures.pop(key, None)
@@ -199,6 +203,7 @@ class Controller:
             await self._finalize(body, logger)
             return
         try:
+            api.check_name(name)
             spec: api.RSGSpec | None = api.parse_spec(body.get("spec"))
         except api.SpecError as error:
             spec = None
@@ -284,6 +289,15 @@ class Controller:
                 body, "Warning", str(outcome.warning.reason), outcome.warning.message
             )
         return bool(outcome.patch)
+
+    async def _report_failing(self, body: Object, error: Exception) -> None:
+        """Degraded ReconcileFailing with the last error (if the status can be written)."""
+        problem = status.Problem(
+            status.Reason.RECONCILE_FAILING,
+            f"reconciles keep failing and are retried with backoff; the last error: {error}",
+        )
+        with contextlib.suppress(KubeError, OSError):
+            await self._write_status(body, Report(problems=[problem]))
 
     async def _ensure_finalizer(self, body: Object) -> Object:
         body = self.rsgs.get(rsg_key(body), body)  # the latest version: fewer conflicts

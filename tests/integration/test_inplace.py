@@ -287,3 +287,63 @@ def test_cycle_across_rsgs_degrades_and_writes_nothing(
         what="a's ReplicaSet at 5",
     )
     assert replicas(kubectl, "deployment", "b", namespace) == before["b"]
+
+
+# A scalable kind that refuses more than 5 replicas: a Target write above that fails
+# every time, as a write can fail for reasons RSG cannot fix (admission, quota, policy).
+CAPPED_CRD: dict[str, Any] = {
+    **WIDGET_CRD,
+    "metadata": {"name": "cappeds.test.rsg.io"},
+    "spec": {
+        **WIDGET_CRD["spec"],
+        "names": {"kind": "Capped", "plural": "cappeds", "singular": "capped"},
+        "versions": [
+            {
+                **WIDGET_CRD["spec"]["versions"][0],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {"replicas": {"type": "integer", "maximum": 5}},
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def test_a_reconcile_that_keeps_failing_turns_degraded_and_recovers(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    install_crd(kubectl, CAPPED_CRD)
+    kubectl.apply(deployment("router", 1), namespace)
+    capped = {"apiVersion": "test.rsg.io/v1", "kind": "Capped", "metadata": {"name": "pool"}}
+    kubectl.apply({**capped, "spec": {"replicas": 2}}, namespace)
+    targets = [target("router"), target("pool", "Capped", "test.rsg.io/v1")]
+    kubectl.apply(rsg("pool", inplace(targets, "router", pool=2)), namespace)
+    operator.wait_for(
+        lambda: (kubectl.get("rsg", "pool", namespace) or {}).get("status", {}).get("bindings"),
+        what="bindings reported",
+    )
+
+    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)  # pool: 6 > 5
+    failing = operator.wait_degraded(kubectl, "pool", namespace, "True", "ReconcileFailing")
+    assert "the last error: 422 Invalid" in failing["message"]
+    assert "spec.replicas" in failing["message"]
+    stored = (kubectl.get("rsg", "pool", namespace) or {})["status"]
+    assert "bindings" not in stored  # not left standing as if they were current
+    warned = kubectl.events(namespace, "type=Warning,reason=ReconcileFailed").splitlines()
+    assert len(warned) == 1, warned  # one per failure streak
+
+    kubectl.run("scale", "deployment/router", "--replicas=2", "-n", namespace)  # pool: 4
+    operator.wait_degraded(kubectl, "pool", namespace, "False")
+    assert replicas(kubectl, "cappeds.test.rsg.io", "pool", namespace) == 4

@@ -159,3 +159,11 @@ def test_a_role_is_the_same_member_however_its_case_is_written() -> None:
     upper = api.Member("workloads.x-k8s.io/v1alpha1", "RoleBasedGroup", "ai", "pool", "Decode")
     lower = api.Member("workloads.x-k8s.io/v1alpha2", "RoleBasedGroup", "ai", "pool", "decode")
     assert upper.identity == lower.identity
+
+
+def test_a_name_that_cannot_be_a_label_value_is_refused() -> None:
+    api.check_name("p" * api.MAX_NAME_LENGTH)
+    with pytest.raises(api.SpecError) as error:
+        api.check_name("p" * (api.MAX_NAME_LENGTH + 1))
+    assert error.value.problems[0][0] == "metadata.name"
+    assert "64" in str(error.value)

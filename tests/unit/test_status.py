@@ -50,3 +50,20 @@ def test_progressing_says_what_is_under_way() -> None:
     assert (settled["status"], settled["reason"]) == ("False", "Stable")
     stopped = conditions_of(outcome({}, 1, [MISSING], NOW))["Progressing"]
     assert (stopped["status"], stopped["reason"]) == ("False", "TargetNotFound")
+
+
+def test_degraded_clears_what_it_could_not_observe_but_keeps_removals() -> None:
+    stored = {
+        "bindings": [{"name": "decode", "desired": 4, "current": 4}],
+        "groups": [
+            {"name": "u-01", "phase": "Ready"},
+            {"name": "u-02", "phase": "Deleting"},
+        ],
+    }
+    patch = outcome(stored, 2, [MISSING], NOW).patch
+    assert patch["bindings"] is None  # removed by the merge patch, not left as current
+    assert patch["groups"] == [{"name": "u-02", "phase": "Deleting"}]
+    nothing_removed = outcome({"groups": [{"name": "u-01", "phase": "Ready"}]}, 2, [MISSING], NOW)
+    assert nothing_removed.patch["groups"] is None
+    healthy = outcome(stored, 2, [], NOW).patch
+    assert "bindings" not in healthy and "groups" not in healthy
