@@ -17,6 +17,7 @@ from tests.integration.workloads import (
     replicas,
     role_replicas,
     rolebasedgroup,
+    scalable_crd,
     statefulset,
     widget,
     writers,
@@ -289,36 +290,8 @@ def test_cycle_across_rsgs_degrades_and_writes_nothing(
     assert replicas(kubectl, "deployment", "b", namespace) == before["b"]
 
 
-# A scalable kind that refuses more than 5 replicas: a Target write above that fails
-# every time, as a write can fail for reasons RSG cannot fix (admission, quota, policy).
-CAPPED_CRD: dict[str, Any] = {
-    **WIDGET_CRD,
-    "metadata": {"name": "cappeds.test.rsg.io"},
-    "spec": {
-        **WIDGET_CRD["spec"],
-        "names": {"kind": "Capped", "plural": "cappeds", "singular": "capped"},
-        "versions": [
-            {
-                **WIDGET_CRD["spec"]["versions"][0],
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "properties": {"replicas": {"type": "integer", "maximum": 5}},
-                            },
-                            "status": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+# A Target write above 5 replicas fails every time: RSG cannot fix that.
+CAPPED_CRD = scalable_crd("Capped", max_replicas=5)
 
 
 def test_a_reconcile_that_keeps_failing_turns_degraded_and_recovers(

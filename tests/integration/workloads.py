@@ -13,46 +13,54 @@ from tests.integration.conftest import Kubectl
 ROOT = Path(__file__).parents[2]
 RBG_CRD = ROOT / "examples" / "demo" / "10-rolebasedgroup-crd.yaml"
 
-# A scalable custom kind, as LeaderWorkerSet is: spec.replicas behind a scale subresource.
-WIDGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.test.rsg.io"},
-    "spec": {
-        "group": "test.rsg.io",
-        "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {
-                        "specReplicasPath": ".spec.replicas",
-                        "statusReplicasPath": ".status.replicas",
-                    },
-                },
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "properties": {"replicas": {"type": "integer"}},
-                            },
-                            "status": {
-                                "type": "object",
-                                "properties": {"replicas": {"type": "integer"}},
-                            },
+
+def scalable_crd(kind: str, max_replicas: int | None = None) -> dict[str, Any]:
+    """A scalable custom kind, as LeaderWorkerSet is: spec.replicas behind a scale
+    subresource, in group test.rsg.io; `max_replicas` caps it in the schema (a write
+    above it is refused, as admission, quota or policy can refuse one)."""
+    plural = f"{kind.lower()}s"
+    replicas: dict[str, Any] = {"type": "integer"}
+    if max_replicas is not None:
+        replicas["maximum"] = max_replicas
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.test.rsg.io"},
+        "spec": {
+            "group": "test.rsg.io",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
                         },
-                    }
-                },
-            }
-        ],
-    },
-}
+                    },
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"replicas": replicas}},
+                                "status": {
+                                    "type": "object",
+                                    "properties": {"replicas": {"type": "integer"}},
+                                },
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+WIDGET_CRD = scalable_crd("Widget")
 
 
 def install_crd(kubectl: Kubectl, manifest: dict[str, Any] | Path) -> None:
