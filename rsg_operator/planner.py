@@ -96,6 +96,9 @@ def _free_indices(
 class SeedAction(StrEnum):
     FINISH_REMOVAL = "finish-removal"  # some members are at 0, the removal was recorded
     FINISH_RESTORE = "finish-restore"  # some members are at 0, no removal was recorded
+    # A recorded removal stopped half-way, and the seed group is wanted again: the
+    # members at 0 are restored, the others left running (not taken down and up).
+    ROLL_BACK_REMOVAL = "roll-back-removal"
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,10 @@ def decide(
 
     - A group whose removal was recorded is finished, never completed; its index is
       not reused until it is gone. The seed group likewise: members at 0 beside
-      members not at 0 finish the removal if it was recorded, else the restore.
+      members not at 0 finish the removal if it was recorded, else the restore. No
+      member goes down only to come up again, or up only to go down: a half-restored
+      seed that the planner removes now is not restored first, and a half-removed seed
+      that the planner wants back has its removal rolled back.
     - A group with missing clones is completed, unless another app's object holds the
       name of one: then the group is left as it is (blocked) until the name is free; it
       does not count as existing. A new group whose names are taken is not created.
@@ -167,6 +173,15 @@ def decide(
             complete[index] = missing
         existing[index] = Group(index, observed.created[index])
     chosen = plan(existing, desired, prefix, policy, candidates, reserved=finishing)
+    if seed is SeedAction.FINISH_RESTORE and labels.SEED_INDEX in chosen.remove:
+        seed = None
+    if seed is SeedAction.FINISH_REMOVAL and labels.SEED_INDEX in chosen.add:
+        seed = SeedAction.ROLL_BACK_REMOVAL
+        existing[labels.SEED_INDEX] = Group(labels.SEED_INDEX, observed.seed_created)
+        chosen = Plan(
+            add=tuple(i for i in chosen.add if i != labels.SEED_INDEX),
+            ignored_candidates=chosen.ignored_candidates,
+        )
     add = []
     for index in chosen.add:
         taken = tuple(t for t in observed.targets if observed.taken(index, t))

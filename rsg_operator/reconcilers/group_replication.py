@@ -163,6 +163,15 @@ async def reconcile(
     elif decision.seed is SeedAction.FINISH_RESTORE:
         seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
         result.events.append(("GroupCreated", f"finished restoring {_seed_id(prefix)}"))
+    elif decision.seed is SeedAction.ROLL_BACK_REMOVAL:
+        seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
+        result.events.append(
+            (
+                "GroupCreated",
+                f"rolled back the unfinished removal of {_seed_id(prefix)}: it is wanted "
+                "again; its members at 0 were restored, the others kept running",
+            )
+        )
 
     for index, missing in sorted(decision.complete.items()):
         targets = [spec.target(tid) for tid in missing]

@@ -13,7 +13,7 @@ from urllib3.exceptions import ProtocolError
 
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.test_group_replication import deployments, group_ids, scale, status
-from tests.integration.workloads import deployment
+from tests.integration.workloads import deployment, replicas
 from tests.specs import group_spec, rsg, target
 
 NAME_LABEL = "resourcescalinggroup.com/name"
@@ -89,15 +89,20 @@ def crash_after(operator: Operator, namespace: str, writes: int) -> None:
     operator.process = None
 
 
-def test_a_crash_between_the_members_of_a_seed_removal_ends_with_it_removed(
-    operator: Operator, kubectl: Kubectl, namespace: str
-) -> None:
+def two_groups_seed_candidate(operator: Operator, kubectl: Kubectl, namespace: str) -> None:
+    """prefill (2) and decode (3) in group unit-01 beside unit-02; unit-01 the candidate."""
     kubectl.apply(deployment("prefill", 2), namespace)
     kubectl.apply(deployment("decode", 3), namespace)
     kubectl.apply(rsg("pool", group_spec(replicas=2, candidates=["unit-01"])), namespace)
     operator.wait_for(
         lambda: group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02"], what="2 groups"
     )
+
+
+def test_a_crash_between_the_members_of_a_seed_removal_ends_with_it_removed(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    two_groups_seed_candidate(operator, kubectl, namespace)
     operator.stop()
     try:
         scale(kubectl, "pool", namespace, 1)
@@ -120,6 +125,83 @@ def test_a_crash_between_the_members_of_a_seed_removal_ends_with_it_removed(
     decode = kubectl.get("deployment", "decode", namespace) or {}
     assert json.loads(decode["metadata"]["annotations"][SEED_REPLICAS]) == {"/spec/replicas": 3}
     assert "finished removing unit-01" in kubectl.events(namespace, "reason=GroupRemoved")
+
+
+def test_a_half_removed_seed_scaled_back_up_is_rolled_back(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """A seed removal stopped between its members, and the user scaled back up while the
+    operator was down: the member still running is left alone, the other restored."""
+    two_groups_seed_candidate(operator, kubectl, namespace)
+    operator.stop()
+    try:
+        scale(kubectl, "pool", namespace, 1)
+        crash_after(operator, namespace, 2)  # the removal recorded, prefill at 0
+        assert seed_at_zero(kubectl, "prefill", namespace)
+        decode = (kubectl.get("deployment", "decode", namespace) or {})["metadata"]
+        scale(kubectl, "pool", namespace, 2)
+    finally:
+        operator.start()
+    operator.wait_for(
+        lambda: (
+            group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02"]
+            and not seed_at_zero(kubectl, "prefill", namespace)
+        ),
+        what="the removal rolled back",
+    )
+    assert replicas(kubectl, "deployment", "prefill", namespace) == 2
+    after = (kubectl.get("deployment", "decode", namespace) or {})["metadata"]
+    assert after["resourceVersion"] == decode["resourceVersion"]  # never taken down
+    assert deployments(kubectl, namespace) == {
+        "prefill",
+        "decode",
+        "unit-02-prefill",
+        "unit-02-decode",
+    }
+    assert "rolled back the unfinished removal of unit-01" in kubectl.events(
+        namespace, "reason=GroupCreated"
+    )
+
+
+def test_a_half_restored_seed_named_for_removal_is_not_restored_first(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """A restore stopped half-way, then the gateway names the seed group for removal:
+    the member still at 0 stays there (restoring it only to take it down again would
+    start and kill its pods), the restored one goes back to 0."""
+    kubectl.apply(deployment("prefill", 2), namespace)
+    kubectl.apply(deployment("decode", 3), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=1, candidates=["unit-01"])), namespace)
+    scale(kubectl, "pool", namespace, 2)
+    operator.wait_for(lambda: group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02"])
+    scale(kubectl, "pool", namespace, 1)
+    operator.wait_for(
+        lambda: (
+            group_ids(kubectl, "pool", namespace) == ["unit-02"]
+            and seed_at_zero(kubectl, "decode", namespace)
+        ),
+        what="the seed group removed",
+    )
+    operator.stop()
+    try:
+        scale(kubectl, "pool", namespace, 2)
+        crash_after(operator, namespace, 1)  # write 1 restores prefill; dies before decode
+        assert not seed_at_zero(kubectl, "prefill", namespace)
+        assert seed_at_zero(kubectl, "decode", namespace)
+        decode = (kubectl.get("deployment", "decode", namespace) or {})["metadata"]
+        scale(kubectl, "pool", namespace, 1)  # unit-01 is still the candidate
+    finally:
+        operator.start()
+    operator.wait_for(
+        lambda: (
+            group_ids(kubectl, "pool", namespace) == ["unit-02"]
+            and seed_at_zero(kubectl, "prefill", namespace)
+        ),
+        what="the seed group removed again",
+    )
+    after = (kubectl.get("deployment", "decode", namespace) or {})["metadata"]
+    assert after["generation"] == decode["generation"]  # decode was never written
+    assert after["resourceVersion"] == decode["resourceVersion"]
 
 
 def test_a_crash_between_the_deletions_of_a_group_ends_with_it_removed(

@@ -171,3 +171,26 @@ def test_victims_with_missing_members_are_removed_not_completed() -> None:
     decision = decide(observed({2: WHOLE, 3: frozenset({"prefill"})}), 2, P)
     assert decision.remove == (3,)
     assert decision.complete == {}
+
+
+def test_a_half_restored_seed_chosen_as_victim_is_removed_not_restored_first() -> None:
+    # A restore stopped half-way (prefill back, decode still at 0); meanwhile the gateway
+    # named unit-01 for removal. Restoring decode only to take it down again would start
+    # and kill its pods for nothing.
+    half = observed({2: WHOLE}, at_zero=frozenset({"decode"}))
+    decision = decide(half, 1, P, candidates=["unit-01"])
+    assert decision.remove == (1,)
+    assert decision.seed is None
+    assert decision.existing == (2,)
+
+
+def test_a_half_removed_seed_wanted_again_has_its_removal_rolled_back() -> None:
+    # The removal was recorded and stopped after prefill; the user scaled back up. Taking
+    # decode down to bring both up again would restart its pods for nothing.
+    half = observed({2: WHOLE}, at_zero=frozenset({"prefill"}), deleting=frozenset({1}))
+    decision = decide(half, 2, P)
+    assert decision.seed is SeedAction.ROLL_BACK_REMOVAL
+    assert decision.add == () and decision.remove == ()
+    assert decision.existing == (1, 2)
+    more = decide(half, 3, P)
+    assert (more.seed, more.add, more.existing) == (SeedAction.ROLL_BACK_REMOVAL, (3,), (1, 2, 3))
