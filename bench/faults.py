@@ -1,0 +1,449 @@
+"""Kill the operator at random points of whole-group changes; check what it leaves.
+
+    RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) .venv/bin/python bench/faults.py
+    (or `make bench-faults`; `--trials 8` checks the script itself)
+
+One RSG `pool` groups the Deployments prefill (2 replicas) and decode (3). Beside it
+stand other apps' Deployments: `unit-21-prefill` (a clone's name, outside every plan
+here), `lookalike` (carrying RSG's labels for group unit-05, copied, with no owner) and
+`bystander`. Four operations, each a trial scenario:
+
+- out:     1 -> 20 groups
+- down:    20 -> 1 groups (Ordered: unit-20 first, the seed stays)
+- remove:  2 -> 1 groups naming unit-01 the candidate: the seed group is taken to 0
+- restore: 1 -> 2 groups: the seed group comes back (its recorded replica counts)
+
+and two reversals: a removal or a restore of the seed group, crashed and then reversed by
+the user while the operator is down (the restarted operator must not finish the first
+only to undo it).
+
+Each trial: the operator is stopped; the RSG's spec is changed; an operator started
+with RSG_CRASH_AFTER_WRITES=N (N drawn uniformly below the writes the operation took
+when nothing failed, as the apiserver's audit log counts them) dies as by SIGKILL right
+before its write N+1. An operator that outlives its N (fewer writes this time) is killed
+with SIGKILL once the RSG reports the change. Then a normal operator starts, and the
+bench checks, from its own watch of the namespace and the state once converged:
+
+- converged within 30 s of the restart: the RSG Ready and not Degraded at its
+  generation, with the desired groups, and exactly the planned objects;
+- no duplicate group: each group has one object per target, groups[] ids are distinct;
+- no orphan: every clone has the RSG as controller and belongs to a planned group;
+- nothing outside the plan: no object was created that the plan does not hold (after a
+  scale-down, nothing was created at all: a group being removed is never re-completed);
+- no foreign object touched: the other apps' Deployments keep their resourceVersion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import watch
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.common import World, reconciled, until, world  # noqa: E402
+from tests.harness import OperatorProcess, deployment  # noqa: E402
+from tests.specs import group_spec, rsg  # noqa: E402
+
+NAME_LABEL = "resourcescalinggroup.com/name"
+GROUP_ID = "resourcescalinggroup.com/group-id"
+GROUP_INDEX = "resourcescalinggroup.com/group-index"
+SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
+SEED = {"prefill": 2, "decode": 3}
+REVISION = "deployment.kubernetes.io/revision"
+CONVERGE_SECONDS = 30.0
+GIVE_UP_SECONDS = 120.0  # a trial that has not converged by then stops the bench
+RSG_PLURAL = ("resourcescalinggroup.com", "v1")
+
+
+def foreign() -> list[dict[str, Any]]:
+    lookalike = deployment("lookalike", 1)
+    lookalike["metadata"]["labels"] = {
+        NAME_LABEL: "pool",
+        GROUP_ID: "unit-05",
+        GROUP_INDEX: "5",
+    }
+    return [deployment("unit-21-prefill", 1), lookalike, deployment("bystander", 1)]
+
+
+def fingerprint(d: dict[str, Any]) -> str:
+    """What a write by anyone but the controller-manager's status updates would change."""
+    meta = d["metadata"]
+    managers = sorted(
+        (e["manager"], e["operation"], e.get("subresource", ""))
+        for e in meta.get("managedFields") or []
+        if e.get("subresource") != "status"
+    )
+    parts = [d["spec"], meta.get("labels"), meta.get("annotations"), meta.get("ownerReferences")]
+    return json.dumps([*parts, managers], sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    groups: int  # desired groups
+    candidates: tuple[str, ...]
+    expected: tuple[str, ...]  # group ids once converged
+
+    def clones(self) -> set[str]:
+        return {f"{g}-{t}" for g in self.expected if g != "unit-01" for t in SEED}
+
+
+OUT = Scenario("out", 20, (), tuple(f"unit-{i:02d}" for i in range(1, 21)))
+DOWN = Scenario("down", 1, (), ("unit-01",))
+REMOVE = Scenario("remove", 1, ("unit-01",), ("unit-02",))
+RESTORE = Scenario("restore", 2, (), ("unit-01", "unit-02"))
+
+
+@dataclass
+class Trial:
+    scenario: str
+    n: int  # the write the operator died before (N + 1)
+    crashed: bool  # died at N (exit 137), else killed once the change was reported
+    at_crash: list[str]  # what the crash left half-done
+    clones_at_crash: int
+    converged: float | None  # seconds from the restart
+    violations: list[str] = field(default_factory=list)
+
+
+class Added:
+    """The bench's watch of the namespace's Deployments: names added, other apps'
+    objects changed (from their `foreign` fingerprints) or deleted, and the seed members'
+    replica counts in the order seen, since `reset`. The watch may deliver an event after
+    the reset that happened before it: events are told apart by resourceVersion (etcd's
+    revision; opaque to clients in general, an integer on this apiserver)."""
+
+    def __init__(self, w: World, foreign: dict[str, str]) -> None:
+        self.w, self.foreign = w, foreign
+        self.lock = threading.Lock()
+        self.added: list[str] = []
+        self.touched: list[str] = []
+        self.seed: dict[str, list[int]] = {}
+        self.broken: Exception | None = None
+        self._watch = watch.Watch()
+        version = self._now()
+        self.since = int(version)
+        threading.Thread(target=self._follow, args=(version,), daemon=True).start()
+
+    def _follow(self, version: str) -> None:
+        try:
+            for event in self._watch.stream(
+                self.w.apps.list_namespaced_deployment, self.w.namespace, resource_version=version
+            ):
+                self._record(event)
+        except Exception as error:  # the checks would pass on nothing seen: say so
+            self.broken = error
+
+    def _record(self, event: dict[str, Any]) -> None:
+        obj = event["raw_object"]
+        name = obj["metadata"]["name"]
+        with self.lock:
+            if int(obj["metadata"]["resourceVersion"]) <= self.since:
+                return
+            if name in SEED:
+                self.seed.setdefault(name, []).append(obj["spec"]["replicas"])
+            if event["type"] == "ADDED":
+                self.added.append(name)
+            elif name in self.foreign and (
+                event["type"] == "DELETED" or fingerprint(obj) != self.foreign[name]
+            ):
+                self.touched.append(f"{event['type']} {name}")
+
+    def _now(self) -> str:
+        listing = self.w.apps.list_namespaced_deployment(self.w.namespace, limit=1)
+        return str(listing.metadata.resource_version)
+
+    def reset(self) -> None:
+        version = int(self._now())
+        with self.lock:
+            self.since = version
+            self.added, self.touched, self.seed = [], [], {}
+
+    def since_reset(self) -> tuple[list[str], list[str], dict[str, list[int]]]:
+        if self.broken is not None:
+            raise RuntimeError(f"the bench's watch broke: {self.broken!r}")
+        with self.lock:
+            return list(self.added), list(self.touched), dict(self.seed)
+
+
+class Bench:
+    def __init__(self, w: World, op: OperatorProcess, rng: random.Random) -> None:
+        self.w, self.op, self.rng = w, op, rng
+        for name, replicas in SEED.items():
+            w.create([deployment(name, replicas)])
+        w.create(foreign())
+        names = [o["metadata"]["name"] for o in foreign()]
+        # Once the controller-manager has taken them in (a ReplicaSet, its revision
+        # annotation), nobody else writes to the other apps' objects.
+        until(
+            "the other apps' Deployments rolled out",
+            lambda: all(
+                REVISION in (self.deployment(n)["metadata"].get("annotations") or {}) for n in names
+            ),
+            60,
+        )
+        self.foreign = {n: fingerprint(self.deployment(n)) for n in names}
+        w.create([rsg("pool", group_spec(replicas=1))])
+        self.watch = Added(w, self.foreign)
+
+    # ------------------------------------------------------------------ reading
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        return self.w.api.sanitize_for_serialization(
+            self.w.apps.read_namespaced_deployment(name, self.w.namespace)
+        )
+
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        listing = self.w.apps.list_namespaced_deployment(self.w.namespace)
+        raw = self.w.api.sanitize_for_serialization(listing)
+        return {d["metadata"]["name"]: d for d in raw["items"]}
+
+    def rsg(self) -> dict[str, Any]:
+        return dict(
+            self.w.custom.get_namespaced_custom_object(
+                *RSG_PLURAL, self.w.namespace, "resourcescalinggroups", "pool"
+            )
+        )
+
+    def settled(self, s: Scenario) -> bool:
+        """The RSG reports the change done, not Degraded, and the objects are the plan."""
+        obj = self.rsg()
+        conditions = {c["type"]: c for c in obj.get("status", {}).get("conditions") or []}
+        degraded = conditions.get("Degraded", {}).get("status") == "True"
+        if degraded or not reconciled(obj, s.groups):
+            return False
+        ids = [g["id"] for g in obj["status"].get("groups") or []]
+        names = set(self.deployments())
+        return (
+            sorted(ids) == sorted(s.expected)
+            and names == set(SEED) | set(self.foreign) | s.clones()
+            and self.seed_as_planned(s)
+        )
+
+    def seed_as_planned(self, s: Scenario) -> bool:
+        present = "unit-01" in s.expected
+        for name, replicas in SEED.items():
+            seed = self.deployment(name)
+            recorded = SEED_REPLICAS in (seed["metadata"].get("annotations") or {})
+            if present and (recorded or seed["spec"]["replicas"] != replicas):
+                return False
+            if not present and (not recorded or seed["spec"]["replicas"] != 0):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ acting
+
+    def change(self, s: Scenario) -> None:
+        config = {"replicas": s.groups, "scaleDown": {"candidates": list(s.candidates)}}
+        body = {"spec": {"scalingStrategy": {"groupConfig": config}}}
+        self.w.custom.patch_namespaced_custom_object(
+            *RSG_PLURAL, self.w.namespace, "resourcescalinggroups", "pool", body
+        )
+
+    def run_clean(self, s: Scenario) -> int:
+        """Carry out `s` with nothing failing; return the operator's counted writes."""
+        mark = self.w.audit.mark()
+        self.change(s)
+        self.op.start()
+        try:
+            until(f"{s.name} done", lambda: self.settled(s), GIVE_UP_SECONDS)
+        finally:
+            self.op.stop()
+        ours = self.w.audit.since(mark).by_operator().writes().events
+        return sum(1 for e in ours if (e.get("objectRef") or {}).get("resource") != "events")
+
+    def trial(self, s: Scenario, writes: int, then: Scenario | None = None) -> Trial:
+        """Crash the operator during `s`; with `then`, the user reverses the change
+        while the operator is down, and the restarted one must carry out `then`."""
+        n = self.rng.randrange(writes)
+        self.watch.reset()
+        self.change(s)
+        crashing = self.op.start(env={"RSG_CRASH_AFTER_WRITES": str(n)})
+        crashed = self._died(crashing, s)
+        self.op.process = None
+        at_crash = self.half_done()
+        clones_at_crash = len(set(self.deployments()) - set(SEED) - set(self.foreign))
+        final = s
+        if then is not None:
+            final = then
+            self.watch.reset()  # from here on, only `then` may happen
+            self.change(then)
+        began = time.monotonic()
+        self.op.start()
+        try:
+            converged = self._converged(final, began)
+        finally:
+            self.op.stop()
+        name = s.name if then is None else f"{s.name}, then {then.name}"
+        trial = Trial(name, n + 1, crashed, at_crash, clones_at_crash, converged)
+        trial.violations = self.violations(final, converged)
+        return trial
+
+    def _died(self, process: subprocess.Popen[bytes], s: Scenario) -> bool:
+        """True if the operator died at its write N + 1; else (it wrote less than N this
+        time) it is killed with SIGKILL once the RSG reports the change."""
+        deadline = time.monotonic() + GIVE_UP_SECONDS
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return process.wait(timeout=0.2) == 137
+            if self.settled(s):
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return False
+        raise TimeoutError(f"{s.name}: the crashing operator neither died nor finished")
+
+    def _converged(self, s: Scenario, began: float) -> float | None:
+        with contextlib.suppress(TimeoutError):
+            until(f"{s.name} converged", lambda: self.settled(s), CONVERGE_SECONDS, every=0.1)
+            return time.monotonic() - began
+        until(f"{s.name} converged at all", lambda: self.settled(s), GIVE_UP_SECONDS)
+        return None
+
+    # ------------------------------------------------------------------ checking
+
+    def half_done(self) -> list[str]:
+        """What the crash left in the middle: groups missing clones, removals recorded,
+        a seed group partly at 0."""
+        found: list[str] = []
+        members = Counter(
+            d["metadata"]["labels"][GROUP_ID]
+            for d in self.deployments().values()
+            if (d["metadata"].get("labels") or {}).get(GROUP_INDEX, "1") != "1"
+            and d["metadata"].get("ownerReferences")
+        )
+        if any(count < len(SEED) for count in members.values()):
+            found.append("group incomplete")
+        groups = self.rsg().get("status", {}).get("groups") or []
+        if any(g.get("phase") == "Deleting" for g in groups):
+            found.append("removal recorded")
+        at_zero = [n for n in SEED if self.deployment(n)["spec"]["replicas"] == 0]
+        if 0 < len(at_zero) < len(SEED):
+            found.append("seed group half at 0")
+        return found
+
+    def violations(self, s: Scenario, converged: float | None) -> list[str]:
+        found: list[str] = []
+        if converged is None:
+            found.append(f"not converged within {CONVERGE_SECONDS:.0f}s")
+        uid = self.rsg()["metadata"]["uid"]
+        objects = self.deployments()
+        per_group = Counter(
+            (d["metadata"]["labels"].get(GROUP_ID), name.split("-", 2)[-1])
+            for name, d in objects.items()
+            if name not in self.foreign and name not in SEED
+        )
+        found += [f"duplicate {key}" for key, count in per_group.items() if count > 1]
+        ids = [g["id"] for g in self.rsg()["status"].get("groups") or []]
+        if len(ids) != len(set(ids)):
+            found.append(f"duplicate ids in groups[]: {ids}")
+        for name, d in objects.items():
+            if name in self.foreign or name in SEED:
+                continue
+            owners = d["metadata"].get("ownerReferences") or []
+            if not any(o.get("uid") == uid and o.get("controller") for o in owners):
+                found.append(f"orphan {name}")
+            if name not in s.clones():
+                found.append(f"outside the plan: {name}")
+        added, touched, seed = self.watch.since_reset()
+        found += [f"created outside the plan: {n}" for n in added if n not in s.clones()]
+        if s.groups < 2 and added:
+            found.append(f"created during a scale-down: {sorted(added)}")
+        found += [f"foreign object touched: {t}" for t in touched]
+        # The seed group goes one way only: a removal never restores it on the way, a
+        # restore never takes it back to 0.
+        for name, seen in seed.items():
+            steps = list(itertools.pairwise(seen))
+            if any(b > a for a, b in steps) and s.name == "remove":
+                found.append(f"seed member {name} restored during a removal: {seen}")
+            if any(b < a for a, b in steps) and s.name == "restore":
+                found.append(f"seed member {name} taken down during a restore: {seen}")
+        for name, before in self.foreign.items():
+            if fingerprint(objects[name]) != before:
+                found.append(f"foreign object changed: {name}")
+        return found
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def report(trials: list[Trial], writes: dict[str, int], seed: int) -> None:
+    print(f"\n{len(trials)} trials (random seed {seed}); writes per operation: {writes}")
+    print(
+        "| scenario | trials | died at write N | killed after | left half-done | "
+        "converged <= 30 s | restart -> converged median / max | violations |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in dict.fromkeys(t.scenario for t in trials):
+        mine = [t for t in trials if t.scenario == name]
+        if not mine:
+            continue
+        times = [t.converged for t in mine if t.converged is not None]
+        half = Counter(h for t in mine for h in t.at_crash)
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(half.items()))
+        print(
+            f"| {name} | {len(mine)} | {sum(t.crashed for t in mine)} | "
+            f"{sum(not t.crashed for t in mine)} | "
+            f"{sum(bool(t.at_crash) for t in mine)} ({kinds or '-'}) | "
+            f"{len(times)} | "
+            f"{statistics.median(times) if times else float('nan'):.1f} s / "
+            f"{max(times) if times else float('nan'):.1f} s | "
+            f"{sum(len(t.violations) for t in mine)} |"
+        )
+    for t in trials:
+        if t.violations:
+            print(f"  {t.scenario} N+1={t.n}: {'; '.join(t.violations)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=100, help="in all (default 100)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn)")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
+    # Three tenths each to 1 -> 20 and 20 -> 1; the rest to the seed group, in rounds of
+    # four: its removal, a restore reversed into a removal, its restore, a removal
+    # reversed into a restore. Each trial ends where the next begins.
+    pairs = round(args.trials * 0.3)
+    seed_rounds = (args.trials - 2 * pairs) // 4
+    trials: list[Trial] = []
+    with world(resync_seconds=3600) as (w, op):
+        bench = Bench(w, op, rng)
+        op.start()
+        until("the seed group", lambda: bench.settled(Scenario("seed", 1, (), ("unit-01",))), 60)
+        op.stop()
+        writes = {s.name: bench.run_clean(s) for s in (OUT, DOWN)}
+
+        def run(s: Scenario, then: Scenario | None = None) -> None:
+            trials.append(bench.trial(s, writes[s.name], then))
+            print(json.dumps(trials[-1].__dict__), file=sys.stderr)  # progress
+
+        for _ in range(pairs):
+            run(OUT)
+            run(DOWN)
+        bench.run_clean(RESTORE)  # 1 -> 2: the start of a seed removal
+        writes.update({s.name: bench.run_clean(s) for s in (REMOVE, RESTORE)})
+        for _ in range(seed_rounds):
+            run(REMOVE)
+            run(RESTORE, then=REMOVE)
+            run(RESTORE)
+            run(REMOVE, then=RESTORE)
+    report(trials, writes, seed)
+
+
+if __name__ == "__main__":
+    main()
