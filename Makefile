@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | cksum | cut -d' ' -f1)
 # The control-plane binaries live in a cache outside the repository (see hack/).
 CONTROL_PLANE_BIN = $(shell bash hack/build-control-plane.sh)
 DEMO_APPLY := --apply crds \
@@ -13,15 +13,31 @@ DEMO_APPLY := --apply crds \
 	--apply ai=examples/group-replication.yaml \
 	--apply ai=examples/inplace-scaling.yaml
 
-.PHONY: install control-plane cluster demo test lint unit integration bench clean
+.PHONY: install lock image control-plane cluster demo test lint unit integration bench bench-faults clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Dependencies come from the lock (exact versions and hashes: kopf behaves differently
+# across minor versions), the package itself from the tree.
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+## Re-resolve the locks after a change of pyproject.toml's dependencies.
+lock:
+	test -x $(VENV)-lock/bin/pip-compile || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet pip-tools)
+	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe -o requirements.lock pyproject.toml
+	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --extra test -o requirements-dev.lock pyproject.toml
+
+## The container image (needs docker or podman; this repository's CI has neither).
+IMAGE ?= rsg-operator:$(shell sed -nE 's/^version = "(.*)"/\1/p' pyproject.toml)
+ENGINE ?= $(shell command -v docker || command -v podman)
+image:
+	@test -n "$(ENGINE)" || { echo "make image: no container engine (docker or podman) found" >&2; exit 1; }
+	$(ENGINE) build -t $(IMAGE) .
 
 control-plane:
 	@bash hack/build-control-plane.sh
@@ -53,6 +69,10 @@ integration: install
 ## Scale figures (docs/benchmarks.md): N RSGs on a fresh local control plane each.
 bench: install
 	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/scale.py
+
+## Fault trials (docs/reliability.md): the operator killed at random points of group changes.
+bench-faults: install
+	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
