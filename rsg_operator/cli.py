@@ -61,7 +61,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="reconcile at most this many RSGs at once "
         f"(default: {DEFAULT_MAX_CONCURRENT_RECONCILES})",
     )
-    run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--http-address",
+        default=None,
+        help="serve /metrics, /healthz and /readyz on HOST:PORT, e.g. 0.0.0.0:8080 "
+        "(default: not served)",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="reconcile only while holding a coordination.k8s.io Lease (for 2+ replicas)",
+    )
+    run.add_argument("--leader-election-id", default="rsg-operator", help="the Lease's name")
+    run.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="the Lease's namespace (default: the pod's namespace, else 'default')",
+    )
+    run.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one object a line"
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     cluster = commands.add_parser(
         "cluster", help="start the local control plane alone and print its kubeconfig"
@@ -135,10 +154,15 @@ def run(args: argparse.Namespace) -> None:
         resync_seconds=args.resync_seconds,
         max_concurrent_reconciles=args.max_concurrent_reconciles,
         cluster_wide=not args.namespace,
+        leader_election=args.leader_elect,
+        lease_name=args.leader_election_id,
+        lease_namespace=args.leader_election_namespace,
+        http_address=args.http_address,
     )
     registry = kopf.OperatorRegistry()
     handlers.register(registry)
-    kopf.configure(verbose=args.verbose, log_prefix=True)
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=args.verbose, log_format=log_format, log_prefix=True)
     # Per-event chatter of kopf and of the client's transport would drown the operator's
     # own lines at hundreds of RSGs; their warnings and errors still show.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -157,7 +181,6 @@ def run(args: argparse.Namespace) -> None:
                     standalone=True,
                     clusterwide=not args.namespace,
                     namespaces=args.namespace,
-                    liveness_endpoint=args.liveness,
                     memo=kopf.Memo(settings=settings, kubeconfig=kubeconfig),
                 )
             )

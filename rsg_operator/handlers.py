@@ -13,9 +13,10 @@ from typing import Any
 
 import kopf
 
-from rsg_operator import api
+from rsg_operator import api, leader, metrics, serving
 from rsg_operator.kube import Kube, load_configuration
 from rsg_operator.reconcilers.controller import Controller
+from rsg_operator.settings import Settings
 
 RSG = (api.GROUP, api.VERSION, api.PLURAL)
 
@@ -41,12 +42,29 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
+    ours: Settings = memo.settings
     kube = await Kube.connect(await load_configuration(memo.kubeconfig))
-    memo.controller = Controller(kube, memo.settings)
-    memo.controller.start()
+    memo.controller = controller = Controller(kube, ours)
+    probes = serving.Probes(alive=[controller.watches.dead])
+    if ours.leader_election:
+        config = leader.LeaseConfig(ours.lease_name, ours.lease_namespace)
+        memo.election = election = leader.Election(kube.api_client, config, controller.lead)
+        election.start()
+        # A standby is alive and ready while its election runs: ready to take over.
+        probes.alive.append(election.died)
+        probes.ready.append(election.died)
+    else:
+        metrics.LEADER.set(1)
+        controller.start()
+    if ours.http_address is not None:
+        memo.http = await serving.serve(ours.http_address, probes)
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("http") is not None:
+        await memo.http.cleanup()
+    if memo.get("election") is not None:
+        await memo.election.stop()
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         await controller.stop()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rsg_operator import labels
+from rsg_operator import labels, metrics
 from rsg_operator.kinds import api_group
 from rsg_operator.kube import ApiResource, Gone, Kube, KubeError, Unavailable, UnknownKind
 
@@ -121,6 +121,14 @@ class Informer:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"informer {self.scope.describe()}")
 
+    def died(self) -> str | None:
+        """Why the informer's task ended although nobody stopped it (None: it runs)."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        error = task.exception()
+        return f"the watch of {self.scope.describe()} ended: {error or 'returned'}"
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -209,6 +217,8 @@ class Informer:
                     self._ready.set()
                 if attempt == 0:
                     self.reconnects += 1
+                    plural = self.resource.plural if self.resource else self.scope.describe()
+                    metrics.WATCH_RECONNECTS.labels(plural).inc()
                     log.warning(
                         "watch of %s lost (%s); reconnecting (reconnect #%d)",
                         self.scope.describe(),
@@ -430,6 +440,12 @@ class Watches:
 
     def reconnects(self) -> int:
         return sum(i.reconnects for i in self._informers.values())
+
+    def dead(self) -> str | None:
+        """For the liveness probe: a watch task that ended on its own (a bug: informers
+        reconnect after every error), else None."""
+        deaths = [d for i in self._informers.values() if (d := i.died()) is not None]
+        return "; ".join(deaths) or None
 
     async def stop(self) -> None:
         informers = list(self._informers.values())

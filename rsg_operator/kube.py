@@ -28,6 +28,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from rsg_operator import metrics
+
 log = logging.getLogger(__name__)
 
 # Every write is recorded under this name in the objects' managedFields.
@@ -229,6 +231,11 @@ class Kube:
             await _api_client(configuration, 0),  # 0: no limit
         )
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The request pool's client, for kubernetes_asyncio's typed APIs (the Lease)."""
+        return self._requests
+
     async def close(self) -> None:
         await self._requests.close()
         await self._watches.close()
@@ -301,6 +308,8 @@ class Kube:
                     _return_http_data_only=True,
                     _request_timeout=REQUEST_TIMEOUT,
                 )
+                if method != "GET":
+                    metrics.WRITES.labels(metrics.resource_of(path), metrics.VERBS[method]).inc()
                 return result
             except ApiException as error:
                 mapped = _from_api_exception(error)

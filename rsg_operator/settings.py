@@ -20,3 +20,9 @@ class Settings:
     # Whether the operator watches every namespace (one watch per kind) or only some
     # (one watch per kind and namespace).
     cluster_wide: bool = True
+    # Only the holder of a Lease reconciles (leader.py); off for a single local process.
+    leader_election: bool = False
+    lease_name: str = "rsg-operator"
+    lease_namespace: str | None = None  # default: the pod's namespace
+    # host:port for /metrics, /healthz and /readyz (serving.py); None: not served.
+    http_address: str | None = None

@@ -16,10 +16,11 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from rsg_operator import api, graph, labels, status
+from rsg_operator import api, graph, labels, metrics, status
 from rsg_operator.cluster import Cluster
 from rsg_operator.informers import Object, RsgKey, Selection, Watches, backoff, newer
 from rsg_operator.kube import ApiResource, Conflict, Kube, KubeError, NotFound
@@ -110,6 +111,7 @@ class Controller:
         self._failures: dict[RsgKey, int] = {}
         self._conflicts: dict[RsgKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
+        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,12 +121,24 @@ class Controller:
             for i in range(self.settings.max_concurrent_reconciles)
         ]
 
+    async def lead(self) -> None:
+        """Reconcile while leading: until cancelled (the lease is lost), then stop the
+        workers at once."""
+        self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self._stop_workers()
+
     async def stop(self) -> None:
+        await self._stop_workers()
+        await self.watches.stop()
+
+    async def _stop_workers(self) -> None:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
-        await self.watches.stop()
 
     # ------------------------------------------------------------------ inputs
 
@@ -138,6 +152,7 @@ class Controller:
         """An RSG as its watch delivered it (event None: listed)."""
         key = rsg_key(obj)
         if event == "DELETED":
+            metrics.forget_rsg(*key)
             self.rsgs.pop(key, None)
             self.queue.forget(key)
             self.watches.drop(key)
@@ -167,9 +182,11 @@ class Controller:
         if body is None:
             return
         logger = RsgLogger(log, {"rsg": f"{key[0]}/{key[1]}"})
+        began = time.perf_counter()
         try:
             await self.reconcile(body, logger)
         except Conflict as error:
+            metrics.RECONCILES.labels("conflict").inc()
             # Something changed what we read (our cache was a moment behind): no failure,
             # no Warning; again shortly, when the watch has delivered the change.
             self._conflicts[key] = conflicts = self._conflicts.get(key, 0) + 1
@@ -177,6 +194,8 @@ class Controller:
             self.queue.add_after(key, min(CONFLICT_RETRY * 2**conflicts, MAX_CONFLICT_RETRY))
             return
         except Exception as error:
+            metrics.RECONCILES.labels("error").inc()
+            metrics.RECONCILE_ERRORS.labels(_reason(error)).inc()
             self._failures[key] = failures = self._failures.get(key, 0) + 1
             delay = min(backoff(failures) * FAILURE_RETRY_SCALE, self.settings.resync_seconds)
             if isinstance(error, KubeError | OSError):
@@ -189,6 +208,9 @@ class Controller:
                 await self._report_failing(body, error)
             self.queue.add_after(key, delay)
             return
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - began)
+        metrics.RECONCILES.labels("ok").inc()
         self._failures.pop(key, None)
         self._conflicts.pop(key, None)
         if key in self.rsgs:
@@ -221,7 +243,14 @@ class Controller:
                 result = await self._dispatch(body, spec, resolution.objects)
             if result.watch:  # e.g. a name another app's object holds, until it is freed
                 self.watches.want(key, [*selections, *result.watch])
+        if spec is not None and isinstance(spec.strategy, api.GroupReplication):
+            for state, field in (("current", "currentReplicas"), ("ready", "readyReplicas")):
+                count = result.fields.get(field)
+                if count is not None:
+                    metrics.GROUPS.labels(namespace, name, state).set(count)
         for reason, message in result.events:
+            if reason in metrics.SCALE_REASONS:
+                metrics.SCALE_EVENTS.labels(reason).inc()
             logger.info("%s: %s", reason, message)
             await self.post_event(body, "Normal", reason, message)
         for reason, message in result.warnings:
@@ -378,3 +407,10 @@ def _identity(obj: Object) -> tuple[Any, ...]:
 
 def _path(key: RsgKey) -> str:
     return RSGS.path(name=key[1], namespace=key[0])
+
+
+def _reason(error: Exception) -> str:
+    """A failure's reason for the metrics: the API's, else the exception's type."""
+    if isinstance(error, KubeError) and error.reason:
+        return error.reason
+    return type(error).__name__

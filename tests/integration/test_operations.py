@@ -1,0 +1,149 @@
+"""Running it as a cluster runs it: two replicas with one leader, probes, metrics."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from rsg_operator.leader import LeaseConfig
+from rsg_operator.local_cluster import LocalControlPlane
+from tests.integration.conftest import Kubectl, Operator
+from tests.integration.test_scale_and_survival import inplace
+from tests.integration.workloads import deployment, replicas
+from tests.specs import rsg
+
+LEASE = LeaseConfig()
+# A standby takes over at most a lease duration after the leader's last renewal, which
+# it sees within one retry period; then it reconciles what is queued.
+TAKEOVER_TIMEOUT = LEASE.lease_seconds + 2 * LEASE.retry_seconds + 5
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Replica(Operator):
+    """One operator process serving its endpoints on a port of its own."""
+
+    port: int = 0
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return 0, ""  # not serving (yet)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` whose labels include `labels`."""
+        _, text = self.get("/metrics")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
+
+
+def replica(control_plane: LocalControlPlane, name: str, *args: str) -> Replica:
+    assert control_plane.work_dir is not None
+    log = control_plane.work_dir / "logs" / f"operator-{name}.log"
+    started = Replica(control_plane.kubeconfig, Path(log))
+    started.port = free_port()
+    started.start(f"--http-address=127.0.0.1:{started.port}", *args)
+    return started
+
+
+@pytest.fixture
+def alone(operator: Operator) -> Iterator[None]:
+    """The session's operator is stopped: the test's own processes are the only ones."""
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()
+
+
+def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
+    alone: None, control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("router", 1), namespace)
+    kubectl.apply(deployment("decode", 0), namespace)
+    election = ("--leader-elect", f"--leader-election-namespace={namespace}")
+    pair = [replica(control_plane, f"{namespace}-{i}", *election) for i in (1, 2)]
+    try:
+        leader = pair[0].wait_for(
+            lambda: next((r for r in pair if r.metric("rsg_leader") == 1), None),
+            what="a leader",
+        )
+        standby = pair[1] if leader is pair[0] else pair[0]
+        kubectl.apply(rsg("pool", inplace("router", "decode")), namespace)
+        leader.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 2)
+
+        # The standby serves its probes and metrics, and has reconciled nothing.
+        assert standby.metric("rsg_leader") == 0
+        assert standby.metric("rsg_reconciles_total") == 0
+        assert standby.get("/healthz")[0] == 200 and standby.get("/readyz")[0] == 200
+        assert "standby: waiting to acquire Lease" in standby.log_text()
+        assert "leading:" not in standby.log_text()
+        assert leader.metric("rsg_reconciles_total", result="ok") >= 1
+        lease = kubectl.get("lease", "rsg-operator", namespace) or {}
+        assert lease["spec"]["holderIdentity"] in leader.log_text()
+
+        assert leader.process is not None
+        leader.process.kill()  # SIGKILL: no release of the Lease
+        leader.process.wait()
+        killed = time.monotonic()
+        kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
+        standby.wait_for(
+            lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
+            timeout=TAKEOVER_TIMEOUT,
+            what="the standby reconciling the change",
+        )
+        print(f"taken over and reconciled {time.monotonic() - killed:.1f}s after SIGKILL")
+        assert standby.metric("rsg_leader") == 1
+        assert "leading: acquired Lease" in standby.log_text()
+    finally:
+        for process in pair:
+            process.stop()
+
+
+def test_metrics_count_reconciles_writes_and_scale_events(
+    alone: None, control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("router", 1), namespace)
+    kubectl.apply(deployment("decode", 0), namespace)
+    single = replica(control_plane, namespace, f"--namespace={namespace}")
+    try:
+        kubectl.apply(rsg("pool", inplace("router", "decode")), namespace)
+        single.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 2)
+        assert single.get("/healthz") == (200, "ok\n")
+        assert single.get("/readyz") == (200, "ok\n")
+        assert single.metric("rsg_leader") == 1  # no election: it always leads
+        reconciles = single.metric("rsg_reconciles_total", result="ok")
+        writes = single.metric("rsg_writes_total", resource="deployments/scale")
+        scaled = single.metric("rsg_scale_events_total", reason="Scaled")
+
+        kubectl.run("scale", "deployment/router", "--replicas=4", "-n", namespace)
+        single.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 8)
+        single.wait_for(
+            lambda: single.metric("rsg_scale_events_total", reason="Scaled") == scaled + 1,
+            what="the Scaled event counted",
+        )
+        assert single.metric("rsg_reconciles_total", result="ok") > reconciles
+        assert single.metric("rsg_writes_total", resource="deployments/scale") == writes + 1
+        assert single.metric("rsg_reconcile_duration_seconds_count") >= reconciles + 1
+        assert single.metric("rsg_queue_depth") == 0
+    finally:
+        single.stop()
