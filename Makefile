@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | cksum | cut -d' ' -f1)
 # The control-plane binaries live in a cache outside the repository (see hack/).
 CONTROL_PLANE_BIN = $(shell bash hack/build-control-plane.sh)
+# The pinned helm, built the same way (tests of the chart in deploy/).
+HELM = $(shell bash hack/build-helm.sh)
 DEMO_APPLY := --apply crds \
 	--apply examples/demo/00-namespace.yaml \
 	--apply examples/demo/10-rolebasedgroup-crd.yaml \
@@ -52,7 +54,7 @@ demo: install
 
 ## Everything CI runs: lint, types, then unit and integration tests (real control plane).
 test: lint
-	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/pytest tests
+	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" RSG_HELM="$(HELM)" $(BIN)/pytest tests
 
 lint: install
 	$(BIN)/ruff check rsg_operator tests bench
@@ -64,7 +66,7 @@ unit: install
 	$(BIN)/pytest tests/unit
 
 integration: install
-	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/pytest tests/integration
+	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" RSG_HELM="$(HELM)" $(BIN)/pytest tests/integration
 
 ## Scale figures (docs/benchmarks.md): N RSGs on a fresh local control plane each.
 bench: install

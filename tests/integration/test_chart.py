@@ -1,0 +1,308 @@
+"""The Helm chart: lint, what each value renders, an install into the control plane, and
+the operator running as the chart's ServiceAccount under the chart's RBAC."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rsg_operator.local_cluster import LocalControlPlane
+from tests.harness import ROOT
+from tests.integration.conftest import Kubectl, Operator
+from tests.integration.test_operations import Replica, free_port
+from tests.integration.test_scale_and_survival import inplace
+from tests.integration.workloads import deployment, replicas
+from tests.specs import group_spec, rsg
+
+CHART = ROOT / "deploy" / "chart" / "rsg-operator"
+KUBE_VERSION = "1.34.4"  # the local control plane's
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned helm, built from its Go module into the cache (hack/build-helm.sh)."""
+    given = os.environ.get("RSG_HELM")
+    if given:
+        return Path(given)
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-helm.sh")], capture_output=True, text=True, check=True
+    )
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+def run_helm(helm: Path, *args: str, kubeconfig: Path | None = None) -> str:
+    config = [f"--kubeconfig={kubeconfig}"] if kubeconfig else []
+    result = subprocess.run(
+        [str(helm), *args, *config], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stderr}"
+    return result.stdout
+
+
+def render(helm: Path, tmp_path: Path, **values: Any) -> list[dict[str, Any]]:
+    file = tmp_path / "values.yaml"
+    file.write_text(yaml.safe_dump(values))
+    out = run_helm(
+        helm,
+        "template",
+        "rel",
+        str(CHART),
+        "-n",
+        "rsg-system",
+        "--kube-version",
+        KUBE_VERSION,
+        "-f",
+        str(file),
+    )
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, [(d["kind"], d["metadata"]["name"]) for d in found]
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0])
+
+
+def granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) for every grant of a Role or ClusterRole."""
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_chart_lints(helm: Path) -> None:
+    out = run_helm(helm, "lint", str(CHART), "--strict")
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
+    helm: Path, tmp_path: Path
+) -> None:
+    docs = render(helm, tmp_path)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+        ]
+    )
+    deployment_ = one(docs, "Deployment")
+    assert deployment_["spec"]["replicas"] == 2
+    pod = deployment_["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    operator = container(docs)
+    assert operator["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert operator["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert operator["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert set(operator["resources"]) == {"requests", "limits"}
+    assert operator["args"] == [
+        "--all-namespaces",
+        "--resync-seconds=300",
+        "--max-concurrent-reconciles=8",
+        "--log-format=json",
+        "--http-address=0.0.0.0:8080",
+        "--leader-elect",
+        "--leader-election-id=rsg-operator",
+    ]
+    assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert one(docs, "Service")["spec"]["ports"][0]["port"] == 8080
+
+    rules = granted(one(docs, "ClusterRole"))
+    assert not any(
+        resource == "secrets" or "*" in (g, resource, verb) for g, resource, verb in rules
+    )
+    assert ("resourcescalinggroup.com", "resourcescalinggroups/status", "patch") in rules
+    assert ("resourcescalinggroup.com", "resourcescalinggroups/finalizers", "update") in rules
+    assert ("resourcescalinggroup.com", "resourcescalinggroups", "delete") not in rules
+    assert ("apps", "deployments", "create") in rules
+    assert ("apps", "deployments/scale", "update") in rules
+    assert ("", "services/scale", "update") not in rules  # no such subresource
+    assert ("", "events", "create") in rules
+    assert ("coordination.k8s.io", "leases", "update") not in rules  # only in its namespace
+    lease_role = one(docs, "Role")
+    assert lease_role["metadata"]["namespace"] == "rsg-system"
+    assert granted(lease_role) == {
+        ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")
+    }
+
+
+def test_each_value_changes_what_it_must(helm: Path, tmp_path: Path) -> None:
+    docs = render(
+        helm,
+        tmp_path,
+        image={"repository": "registry.example/rsg", "tag": "9.9.9"},
+        replicaCount=3,
+        watchNamespaces=["team-a", "team-b"],
+        allowCrossNamespace=True,
+        cloneableKinds=[{"apiGroup": "apps", "resources": ["deployments"]}],
+        extraScalableKinds=[{"apiGroup": "example.com", "resources": ["widgets"]}],
+        resyncSeconds=60,
+        maxConcurrentReconciles=3,
+        logFormat="text",
+        leaderElection={"enabled": False},
+        http={"port": 9090},
+        podDisruptionBudget={"enabled": False},
+        metrics={"service": {"enabled": False}},
+    )
+    assert one(docs, "Deployment")["spec"]["replicas"] == 3
+    operator = container(docs)
+    assert operator["image"] == "registry.example/rsg:9.9.9"
+    assert operator["args"] == [
+        "--namespace=team-a",
+        "--namespace=team-b",
+        "--allow-cross-namespace",
+        "--resync-seconds=60",
+        "--max-concurrent-reconciles=3",
+        "--log-format=text",
+        "--http-address=0.0.0.0:9090",
+    ]
+    assert operator["ports"][0]["containerPort"] == 9090
+    kinds = {d["kind"] for d in docs}
+    assert "PodDisruptionBudget" not in kinds and "Service" not in kinds
+    # Watched namespaces: members and RSGs granted there only; cluster-wide, only CRDs.
+    assert granted(one(docs, "ClusterRole")) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
+    }
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]  # no lease
+    rules = granted(roles[0])
+    assert ("apps", "deployments", "create") in rules
+    assert not any(resource.startswith("statefulsets") for _, resource, _ in rules)
+    assert ("example.com", "widgets", "watch") in rules
+    assert ("example.com", "widgets", "create") not in rules  # scaled, never cloned
+    assert ("example.com", "widgets/scale", "update") in rules
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+
+
+@pytest.fixture
+def installed(
+    helm: Path, control_plane: LocalControlPlane, kubectl: Kubectl, operator: Operator
+) -> Iterator[tuple[str, int]]:
+    """The chart installed into its own namespace (the CRD exists already), with a free
+    port for the operator's endpoints; the session's operator stopped meanwhile."""
+    release_ns, port = f"rsg-system-{os.getpid()}", free_port()
+    run_helm(
+        helm,
+        "install",
+        "rsg",
+        str(CHART),
+        "-n",
+        release_ns,
+        "--create-namespace",
+        "--set",
+        f"http.port={port}",
+        kubeconfig=control_plane.kubeconfig,
+    )
+    operator.stop()
+    try:
+        yield release_ns, port
+    finally:
+        operator.start()
+        run_helm(helm, "uninstall", "rsg", "-n", release_ns, kubeconfig=control_plane.kubeconfig)
+        kubectl.run("delete", "namespace", release_ns, "--wait=false")
+
+
+def service_account_kubeconfig(
+    control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str, account: str
+) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount with a bound token from
+    the TokenRequest API (what the kubelet mounts into the operator's pod)."""
+    token = kubectl.run("create", "token", account, "-n", namespace, "--duration=1h").stdout
+    config = yaml.safe_load(control_plane.kubeconfig.read_text())
+    config["users"] = [{"name": account, "user": {"token": token.strip()}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = account
+    assert control_plane.work_dir is not None
+    path = control_plane.work_dir / f"kubeconfig-{account}"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more(
+    installed: tuple[str, int],
+    control_plane: LocalControlPlane,
+    kubectl: Kubectl,
+    namespace: str,
+) -> None:
+    release_ns, port = installed
+    for kind, name in [
+        ("serviceaccount", "rsg-rsg-operator"),
+        ("deployment", "rsg-rsg-operator"),
+        ("poddisruptionbudget", "rsg-rsg-operator"),
+        ("service", "rsg-rsg-operator-metrics"),
+        ("role", "rsg-rsg-operator-leader-election"),
+    ]:
+        assert kubectl.get(kind, name, release_ns) is not None, (kind, name)
+    assert kubectl.get("clusterrole", "rsg-rsg-operator", "") is not None
+    chart_deployment = kubectl.get("deployment", "rsg-rsg-operator", release_ns) or {}
+    args = chart_deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    as_chart = service_account_kubeconfig(control_plane, kubectl, release_ns, "rsg-rsg-operator")
+
+    assert control_plane.work_dir is not None
+    process = Replica(as_chart, control_plane.work_dir / "logs" / "operator-chart.log", ())
+    process.port = port
+    process.start(*args, env={"POD_NAMESPACE": release_ns})
+    try:
+        process.wait_for(lambda: process.metric("rsg_leader") == 1, what="leading")
+        # GroupReplication: a second group cloned.
+        kubectl.apply(deployment("prefill", 1), namespace)
+        kubectl.apply(deployment("decode", 1), namespace)
+        kubectl.apply(rsg("units", group_spec(replicas=2)), namespace)
+        # InplaceScaling: decode follows router at ratio 2.
+        kubectl.apply(deployment("router", 3), namespace)
+        kubectl.apply(deployment("follower", 0), namespace)
+        kubectl.apply(rsg("pool", inplace("router", "follower")), namespace)
+        process.wait_for(
+            lambda: (
+                kubectl.get("deployment", "unit-02-decode", namespace)
+                and replicas(kubectl, "deployment", "follower", namespace) == 6
+            ),
+            what="both strategies reconciled",
+        )
+        process.wait_degraded(kubectl, "units", namespace, "False")
+        process.wait_degraded(kubectl, "pool", namespace, "False")
+        assert "Forbidden" not in process.log_text() and " 403" not in process.log_text()
+    finally:
+        process.stop()
+
+    # What the chart does not grant is refused (403) to the same identity.
+    refused = [
+        ("get", "secrets", "-n", namespace),
+        ("scale", "replicaset", "--all", "--replicas=0", "-n", namespace),
+        ("create", "job", "x", "--image=x", "-n", namespace, "--dry-run=server"),
+        ("delete", "namespace", namespace, "--dry-run=server"),
+    ]
+    for command in refused:
+        result = subprocess.run(  # -v=6 logs each request with its answer's status
+            [str(kubectl.binary), f"--kubeconfig={as_chart}", "-v=6", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0 and "403 Forbidden" in result.stderr, (command, result)
