@@ -269,6 +269,7 @@ def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more
     process.port = port
     process.start(*args, env={"POD_NAMESPACE": release_ns})
     try:
+        process.wait_for(lambda: process.get("/readyz")[0] == 200, what="serving")
         process.wait_for(lambda: process.metric("rsg_leader") == 1, what="leading")
         # GroupReplication: a second group cloned.
         kubectl.apply(deployment("prefill", 1), namespace)

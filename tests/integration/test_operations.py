@@ -47,7 +47,8 @@ class Replica(Operator):
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of `name` whose labels include `labels`."""
-        _, text = self.get("/metrics")
+        status, text = self.get("/metrics")
+        assert status == 200, f"/metrics answered {status}"
         return sum(
             sample.value
             for family in text_string_to_metric_families(text)
@@ -83,6 +84,8 @@ def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
     election = ("--leader-elect", f"--leader-election-namespace={namespace}")
     pair = [replica(control_plane, f"{namespace}-{i}", *election) for i in (1, 2)]
     try:
+        for process in pair:  # both serving: a standby is ready too
+            process.wait_for(lambda p=process: p.get("/readyz")[0] == 200, what="ready")
         leader = pair[0].wait_for(
             lambda: next((r for r in pair if r.metric("rsg_leader") == 1), None),
             what="a leader",
@@ -126,6 +129,7 @@ def test_metrics_count_reconciles_writes_and_scale_events(
     kubectl.apply(deployment("decode", 0), namespace)
     single = replica(control_plane, namespace, f"--namespace={namespace}")
     try:
+        single.wait_for(lambda: single.get("/readyz")[0] == 200, what="serving")
         kubectl.apply(rsg("pool", inplace("router", "decode")), namespace)
         single.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 2)
         assert single.get("/healthz") == (200, "ok\n")
