@@ -25,6 +25,7 @@ from rsg_operator.settings import (
     DEFAULT_MAX_CONCURRENT_RECONCILES,
     DEFAULT_RESYNC_SECONDS,
     Settings,
+    WebhookSettings,
 )
 
 log = logging.getLogger("rsg_operator")
@@ -77,6 +78,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--leader-election-namespace",
         default=None,
         help="the Lease's namespace (default: the pod's namespace, else 'default')",
+    )
+    run.add_argument(
+        "--webhook-address",
+        default=None,
+        help="serve the validating admission webhook over TLS on HOST:PORT (default: not served)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        type=Path,
+        default=None,
+        help="tls.crt and tls.key to serve it with (default: made at start by a CA of its own)",
+    )
+    run.add_argument(
+        "--webhook-configuration",
+        default=None,
+        help="ValidatingWebhookConfiguration whose caBundle trusts the CA made at start",
+    )
+    run.add_argument(
+        "--webhook-host",
+        action="append",
+        default=[],
+        help="a DNS name or IP of the webhook, for the certificate made at start "
+        "(repeatable; default: localhost, 127.0.0.1)",
     )
     run.add_argument(
         "--log-format", choices=["text", "json"], default="text", help="json: one object a line"
@@ -158,6 +182,14 @@ def run(args: argparse.Namespace) -> None:
         lease_name=args.leader_election_id,
         lease_namespace=args.leader_election_namespace,
         http_address=args.http_address,
+        webhook=WebhookSettings(
+            args.webhook_address,
+            args.webhook_cert_dir,
+            args.webhook_configuration,
+            tuple(args.webhook_host) or ("localhost", "127.0.0.1"),
+        )
+        if args.webhook_address
+        else None,
     )
     registry = kopf.OperatorRegistry()
     handlers.register(registry)

@@ -9,8 +9,8 @@
   and the Target of one and the Source of another (a chain), as long as the
   Source->Target edges of all RSGs form a DAG; a cycle stops every RSG on it.
 
-The validating webhook will refuse violations at admission; until then (and whenever it
-is absent) the controller finds them here.
+The validating webhook (admission.py) refuses violations at admission with these same
+checks; the controller finds them here too, for RSGs stored without the webhook.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from rsg_operator.api import Member
+from rsg_operator.api import InplaceScaling, Member, RSGSpec
 from rsg_operator.status import Problem, Reason
 
 RsgKey = tuple[str, str]  # (namespace, name)
@@ -49,6 +49,22 @@ class Claim:
         return (*found, *(("Target", m) for m in self.targets))
 
 
+def claim(rsg: RsgKey, created: str, spec: RSGSpec) -> Claim:
+    """The members a valid spec declares."""
+    strategy = spec.strategy
+    if isinstance(strategy, InplaceScaling):
+        return Claim(
+            rsg,
+            created,
+            source=spec.member(strategy.source, rsg[0]),
+            targets=tuple(spec.member(b, rsg[0]) for b in strategy.targets),
+        )
+    seeds = tuple(
+        Member(t.api_version, t.kind, t.namespace_or(rsg[0]), t.name) for t in spec.targets
+    )
+    return Claim(rsg, created, seeds=seeds)
+
+
 def object_id(member: Member) -> ObjectId:
     return member.identity[:4]
 
@@ -61,8 +77,22 @@ def overlap(a: Member, b: Member) -> bool:
     return a.role is None or b.role is None or a.identity[4] == b.identity[4]
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A problem of one claim, and the member of that claim it is about."""
+
+    problem: Problem
+    member: Member
+
+
 def problems(mine: Claim, claims: Iterable[Claim]) -> list[Problem]:
     """What keeps `mine` from acting, given every RSG's claim (its own included or not)."""
+    return [finding.problem for finding in findings(mine, claims)]
+
+
+def findings(mine: Claim, claims: Iterable[Claim]) -> list[Finding]:
+    """`problems`, each with the member of `mine` it is about (the webhook names the
+    field that declares it)."""
     others = [c for c in claims if c.rsg != mine.rsg]
     found = []
     for other in sorted(others, key=lambda c: c.seniority):
@@ -71,31 +101,26 @@ def problems(mine: Claim, claims: Iterable[Claim]) -> list[Problem]:
         shared = _shared(mine, other)
         if shared is not None:
             part, member, theirs = shared
-            found.append(
-                Problem(
-                    Reason.MEMBER_CONFLICT,
-                    f"{member.describe()} is already the {theirs} of RSG "
-                    f"{other.rsg[0]}/{other.rsg[1]} (older); this RSG has it as {part}, and "
-                    "an object that a GroupReplication RSG holds belongs to that RSG alone",
-                )
+            message = (
+                f"{member.describe()} is already the {theirs} of RSG "
+                f"{other.rsg[0]}/{other.rsg[1]} (older); this RSG has it as {part}, and "
+                "an object that a GroupReplication RSG holds belongs to that RSG alone"
             )
+            found.append(Finding(Problem(Reason.MEMBER_CONFLICT, message), member))
         for target in mine.targets:
             if any(overlap(target, t) for t in other.targets):
-                found.append(
-                    Problem(
-                        Reason.TARGET_CONFLICT,
-                        f"{target.describe()} is already a Target of RSG "
-                        f"{other.rsg[0]}/{other.rsg[1]}; a resource follows one Source only",
-                    )
+                message = (
+                    f"{target.describe()} is already a Target of RSG "
+                    f"{other.rsg[0]}/{other.rsg[1]}; a resource follows one Source only"
                 )
+                found.append(Finding(Problem(Reason.TARGET_CONFLICT, message), target))
     cycle = _cycle_through(mine, [mine, *others])
     if cycle:
-        found.append(
-            Problem(
-                Reason.SOURCE_TARGET_CYCLE,
-                "Source->Target bindings form a cycle: " + " -> ".join(m.describe() for m in cycle),
-            )
+        path = " -> ".join(m.describe() for m in cycle)
+        problem = Problem(
+            Reason.SOURCE_TARGET_CYCLE, f"Source->Target bindings form a cycle: {path}"
         )
+        found.append(Finding(problem, cycle[1]))  # the Target that closes it
     return found
 
 

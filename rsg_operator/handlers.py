@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from rsg_operator import api, leader, metrics, serving
+from rsg_operator import api, leader, metrics, serving, webhook
 from rsg_operator.kube import Kube, load_configuration
 from rsg_operator.reconcilers.controller import Controller
 from rsg_operator.settings import Settings
@@ -58,11 +58,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         controller.start()
     if ours.http_address is not None:
         memo.http = await serving.serve(ours.http_address, probes)
+    if ours.webhook is not None:
+        memo.webhook = await webhook.serve(ours.webhook, kube, controller.claims.related)
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    if memo.get("http") is not None:
-        await memo.http.cleanup()
+    for server in ("http", "webhook"):
+        if memo.get(server) is not None:
+            await memo[server].cleanup()
     if memo.get("election") is not None:
         await memo.election.stop()
     controller: Controller | None = memo.get("controller")

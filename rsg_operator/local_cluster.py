@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import datetime as dt
-import ipaddress
 import os
 import shutil
 import signal
@@ -28,10 +26,8 @@ from pathlib import Path
 from typing import IO
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from rsg_operator import certs
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
@@ -57,87 +53,25 @@ class _Pki:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        ca_key = _rsa_key()
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsg-local-ca")])
-        ca_cert = (
-            _builder(ca_name, ca_name, ca_key)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256())
+        ca = certs.Authority("rsg-local-ca")
+        self.ca = self._write("ca.crt", ca.cert_pem)
+        serving = ca.issue(
+            "kube-apiserver",
+            dns_names=["localhost", "kubernetes.default.svc"],
+            ips=["127.0.0.1", "10.0.0.1"],
         )
-        self.ca = self._write("ca.crt", _cert_pem(ca_cert))
-        serving_key = _rsa_key()
-        serving = (
-            _builder(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
-                ca_name,
-                serving_key,
-            )
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes.default.svc"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        self.serving_cert = self._write("apiserver.crt", _cert_pem(serving))
-        self.serving_key = self._write("apiserver.key", _key_pem(serving_key))
-        admin_key = _rsa_key()
-        admin = _builder(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, "rsg-admin"),
-                ]
-            ),
-            ca_name,
-            admin_key,
-        ).sign(ca_key, hashes.SHA256())
-        self.admin_cert = self._write("admin.crt", _cert_pem(admin))
-        self.admin_key = self._write("admin.key", _key_pem(admin_key))
-        self.service_account_key = self._write("sa.key", _key_pem(_rsa_key()))
+        self.serving_cert = self._write("apiserver.crt", serving.cert_pem)
+        self.serving_key = self._write("apiserver.key", serving.key_pem)
+        admin = ca.issue("rsg-admin", organization="system:masters")
+        self.admin_cert = self._write("admin.crt", admin.cert_pem)
+        self.admin_key = self._write("admin.key", admin.key_pem)
+        self.service_account_key = self._write("sa.key", certs.key_pem())
 
     def _write(self, name: str, data: bytes) -> Path:
         path = self.directory / name
         path.write_bytes(data)
         path.chmod(0o600)
         return path
-
-
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey
-) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=7))
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
 
 
 @dataclass

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    address: str  # host:port
+    cert_dir: Path | None = None  # tls.crt, tls.key; None: made at start
+    configuration: str | None = None  # the ValidatingWebhookConfiguration to trust our CA
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1")  # names in the certificate made
+
 
 DEFAULT_RESYNC_SECONDS = 300.0
 DEFAULT_MAX_CONCURRENT_RECONCILES = 8
@@ -26,3 +36,5 @@ class Settings:
     lease_namespace: str | None = None  # default: the pod's namespace
     # host:port for /metrics, /healthz and /readyz (serving.py); None: not served.
     http_address: str | None = None
+    # The validating admission webhook (webhook.py); None: not served.
+    webhook: WebhookSettings | None = None

@@ -40,6 +40,22 @@ def group_spec(
     }
 
 
+def follow(source: str, follower: str, ratio: Any = 2) -> dict[str, Any]:
+    """An InplaceScaling spec: Deployment `follower` follows `source` at `ratio`."""
+    return {
+        "targetResources": [target(source), target(follower)],
+        "scalingStrategy": {
+            "type": "InplaceScaling",
+            "inplaceConfig": {
+                "bindings": [
+                    {"name": source, "role": "Source"},
+                    {"name": follower, "role": "Target", "ratio": ratio},
+                ]
+            },
+        },
+    }
+
+
 def inplace_spec() -> dict[str, Any]:
     return {
         "targetResources": [

@@ -66,19 +66,7 @@ def claim_of(obj: Object) -> graph.Claim | None:
         spec = api.parse_spec(obj.get("spec"))
     except api.SpecError:
         return None
-    key, created = rsg_key(obj), str(obj["metadata"].get("creationTimestamp") or "")
-    strategy = spec.strategy
-    if isinstance(strategy, api.InplaceScaling):
-        return graph.Claim(
-            key,
-            created,
-            source=spec.member(strategy.source, key[0]),
-            targets=tuple(spec.member(b, key[0]) for b in strategy.targets),
-        )
-    seeds = tuple(
-        api.Member(t.api_version, t.kind, t.namespace_or(key[0]), t.name) for t in spec.targets
-    )
-    return graph.Claim(key, created, seeds=seeds)
+    return graph.claim(rsg_key(obj), str(obj["metadata"].get("creationTimestamp") or ""), spec)
 
 
 def watched(

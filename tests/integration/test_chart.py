@@ -16,9 +16,8 @@ from rsg_operator.local_cluster import LocalControlPlane
 from tests.harness import ROOT
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.test_operations import Replica, free_port
-from tests.integration.test_scale_and_survival import inplace
 from tests.integration.workloads import deployment, replicas
-from tests.specs import group_spec, rsg
+from tests.specs import follow, group_spec, rsg
 
 CHART = ROOT / "deploy" / "chart" / "rsg-operator"
 KUBE_VERSION = "1.34.4"  # the local control plane's
@@ -97,13 +96,13 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
     assert kinds == sorted(
         [
             "ServiceAccount",
-            "ClusterRole",
-            "ClusterRoleBinding",
+            *("ClusterRole", "ClusterRoleBinding") * 2,  # the operator's; the webhook's CA
             "Role",
             "RoleBinding",
             "Deployment",
             "PodDisruptionBudget",
-            "Service",
+            *("Service",) * 2,  # metrics; webhook
+            "ValidatingWebhookConfiguration",
         ]
     )
     deployment_ = one(docs, "Deployment")
@@ -126,13 +125,35 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
         "--max-concurrent-reconciles=8",
         "--log-format=json",
         "--http-address=0.0.0.0:8080",
+        "--webhook-address=0.0.0.0:9443",
+        "--webhook-configuration=rel-rsg-operator-webhook",
+        "--webhook-host=rel-rsg-operator-webhook.rsg-system.svc",
         "--leader-elect",
         "--leader-election-id=rsg-operator",
     ]
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
-    assert one(docs, "Service")["spec"]["ports"][0]["port"] == 8080
+    assert one(docs, "Service", "rel-rsg-operator-metrics")["spec"]["ports"][0]["port"] == 8080
+    hook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 5
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["resourcescalinggroup.com"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["resourcescalinggroups"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["clientConfig"]["service"]["name"] == "rel-rsg-operator-webhook"
+    assert granted(one(docs, "ClusterRole", "rel-rsg-operator-webhook")) == {
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations", v)
+        for v in ("get", "update")
+    }
+    assert one(docs, "ClusterRole", "rel-rsg-operator-webhook")["rules"][0]["resourceNames"] == [
+        "rel-rsg-operator-webhook"
+    ]
 
-    rules = granted(one(docs, "ClusterRole"))
+    rules = granted(one(docs, "ClusterRole", "rel-rsg-operator"))
     assert not any(
         resource == "secrets" or "*" in (g, resource, verb) for g, resource, verb in rules
     )
@@ -168,6 +189,7 @@ def test_each_value_changes_what_it_must(helm: Path, tmp_path: Path) -> None:
         http={"port": 9090},
         podDisruptionBudget={"enabled": False},
         metrics={"service": {"enabled": False}},
+        webhook={"port": 8443, "failurePolicy": "Ignore", "certManager": {"enabled": True}},
     )
     assert one(docs, "Deployment")["spec"]["replicas"] == 3
     operator = container(docs)
@@ -180,12 +202,25 @@ def test_each_value_changes_what_it_must(helm: Path, tmp_path: Path) -> None:
         "--max-concurrent-reconciles=3",
         "--log-format=text",
         "--http-address=0.0.0.0:9090",
+        "--webhook-address=0.0.0.0:8443",
+        "--webhook-cert-dir=/etc/rsg-operator/webhook",
     ]
-    assert operator["ports"][0]["containerPort"] == 9090
-    kinds = {d["kind"] for d in docs}
-    assert "PodDisruptionBudget" not in kinds and "Service" not in kinds
+    assert [p["containerPort"] for p in operator["ports"]] == [9090, 8443]
+    assert operator["volumeMounts"][1]["mountPath"] == "/etc/rsg-operator/webhook"
+    kinds = [d["kind"] for d in docs]
+    assert "PodDisruptionBudget" not in kinds and kinds.count("Service") == 1  # the webhook's
+    certificate = one(docs, "Certificate")
+    assert certificate["spec"]["dnsNames"] == ["rel-rsg-operator-webhook.rsg-system.svc"]
+    assert one(docs, "Issuer")["spec"] == {"selfSigned": {}}
+    webhook_config = one(docs, "ValidatingWebhookConfiguration")
+    assert webhook_config["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "rsg-system/rel-rsg-operator-webhook"
+    }
+    hook = webhook_config["webhooks"][0]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a", "team-b"]
     # Watched namespaces: members and RSGs granted there only; cluster-wide, only CRDs.
-    assert granted(one(docs, "ClusterRole")) == {
+    assert granted(one(docs, "ClusterRole", "rel-rsg-operator")) == {
         ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
     }
     roles = [d for d in docs if d["kind"] == "Role"]
@@ -207,6 +242,8 @@ def installed(
     """The chart installed into its own namespace (the CRD exists already), with a free
     port for the operator's endpoints; the session's operator stopped meanwhile."""
     release_ns, port = f"rsg-system-{os.getpid()}", free_port()
+    # The webhook's Service has no pods behind it here: Ignore, so RSG writes go on.
+    values = [f"http.port={port}", f"webhook.port={free_port()}", "webhook.failurePolicy=Ignore"]
     run_helm(
         helm,
         "install",
@@ -215,8 +252,7 @@ def installed(
         "-n",
         release_ns,
         "--create-namespace",
-        "--set",
-        f"http.port={port}",
+        *(f"--set={v}" for v in values),
         kubeconfig=control_plane.kubeconfig,
     )
     operator.stop()
@@ -260,6 +296,7 @@ def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more
     ]:
         assert kubectl.get(kind, name, release_ns) is not None, (kind, name)
     assert kubectl.get("clusterrole", "rsg-rsg-operator", "") is not None
+    assert kubectl.get("validatingwebhookconfiguration", "rsg-rsg-operator-webhook", "")
     chart_deployment = kubectl.get("deployment", "rsg-rsg-operator", release_ns) or {}
     args = chart_deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     as_chart = service_account_kubeconfig(control_plane, kubectl, release_ns, "rsg-rsg-operator")
@@ -278,7 +315,7 @@ def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more
         # InplaceScaling: decode follows router at ratio 2.
         kubectl.apply(deployment("router", 3), namespace)
         kubectl.apply(deployment("follower", 0), namespace)
-        kubectl.apply(rsg("pool", inplace("router", "follower")), namespace)
+        kubectl.apply(rsg("pool", follow("router", "follower")), namespace)
         process.wait_for(
             lambda: (
                 kubectl.get("deployment", "unit-02-decode", namespace)
@@ -288,6 +325,9 @@ def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more
         )
         process.wait_degraded(kubectl, "units", namespace, "False")
         process.wait_degraded(kubectl, "pool", namespace, "False")
+        # Its own webhook configuration: the one object the ServiceAccount may update.
+        hook = kubectl.get("validatingwebhookconfiguration", "rsg-rsg-operator-webhook", "")
+        assert (hook or {})["webhooks"][0]["clientConfig"].get("caBundle")
         assert "Forbidden" not in process.log_text() and " 403" not in process.log_text()
     finally:
         process.stop()

@@ -15,9 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rsg_operator.leader import LeaseConfig
 from rsg_operator.local_cluster import LocalControlPlane
 from tests.integration.conftest import Kubectl, Operator
-from tests.integration.test_scale_and_survival import inplace
 from tests.integration.workloads import deployment, replicas
-from tests.specs import rsg
+from tests.specs import follow, rsg
 
 LEASE = LeaseConfig()
 # A standby takes over at most a lease duration after the leader's last renewal, which
@@ -91,7 +90,7 @@ def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
             what="a leader",
         )
         standby = pair[1] if leader is pair[0] else pair[0]
-        kubectl.apply(rsg("pool", inplace("router", "decode")), namespace)
+        kubectl.apply(rsg("pool", follow("router", "decode")), namespace)
         leader.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 2)
 
         # The standby serves its probes and metrics, and has reconciled nothing.
@@ -130,7 +129,7 @@ def test_metrics_count_reconciles_writes_and_scale_events(
     single = replica(control_plane, namespace, f"--namespace={namespace}")
     try:
         single.wait_for(lambda: single.get("/readyz")[0] == 200, what="serving")
-        kubectl.apply(rsg("pool", inplace("router", "decode")), namespace)
+        kubectl.apply(rsg("pool", follow("router", "decode")), namespace)
         single.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 2)
         assert single.get("/healthz") == (200, "ok\n")
         assert single.get("/readyz") == (200, "ok\n")

@@ -14,7 +14,7 @@ from urllib3.exceptions import ProtocolError
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.test_group_replication import deployments, group_ids, scale, status
 from tests.integration.workloads import deployment, replicas
-from tests.specs import group_spec, rsg, target
+from tests.specs import follow, group_spec, rsg, target
 
 NAME_LABEL = "resourcescalinggroup.com/name"
 GROUP_ID = "resourcescalinggroup.com/group-id"
@@ -290,26 +290,11 @@ def test_observed_generation_is_the_one_reconciled(
     assert claimed and all(c == 2 for c in claimed), seen
 
 
-def inplace_on(source: str, follower: str) -> dict[str, Any]:
-    return {
-        "targetResources": [target(source), target(follower)],
-        "scalingStrategy": {
-            "type": "InplaceScaling",
-            "inplaceConfig": {
-                "bindings": [
-                    {"name": source, "role": "Source"},
-                    {"name": follower, "role": "Target", "ratio": 2},
-                ]
-            },
-        },
-    }
-
-
 # Each RSG, if it acted on the shared Deployment `shared`, would leave a mark of its own:
 # a GroupReplication RSG labels it with its name, an InplaceScaling one sets its replicas.
 CLAIMS = {
     "group": lambda: group_spec(target("shared"), prefix="g"),
-    "inplace": lambda: inplace_on("router", "shared"),
+    "inplace": lambda: follow("router", "shared"),
 }
 
 
@@ -334,7 +319,7 @@ def test_of_two_rsgs_claiming_one_deployment_the_older_keeps_it(
 
     if younger == "inplace":  # a Source of its own, so that it would write another count
         kubectl.apply(deployment("router2", 4), namespace)
-        kubectl.apply(rsg("second", inplace_on("router2", "shared")), namespace)
+        kubectl.apply(rsg("second", follow("router2", "shared")), namespace)
     else:
         kubectl.apply(rsg("second", CLAIMS[younger]()), namespace)
     degraded = operator.wait_degraded(kubectl, "second", namespace, "True", reason)

@@ -13,27 +13,12 @@ from rsg_operator.local_cluster import LocalControlPlane
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.proxy import TcpProxy
 from tests.integration.workloads import deployment, replicas, writers
-from tests.specs import group_spec, rsg, target
+from tests.specs import follow, group_spec, rsg, target
 
 INPLACE, GROUPED, OTHERS = 50, 10, 20
 # Every connection the operator holds (its RSG watch, one watch per member kind, a
 # bounded pool for requests) stays far below what a few dozen RSGs used to need.
 MAX_CONNECTIONS = 20
-
-
-def inplace(source: str, follower: str, ratio: int = 2) -> dict[str, Any]:
-    return {
-        "targetResources": [target(source), target(follower)],
-        "scalingStrategy": {
-            "type": "InplaceScaling",
-            "inplaceConfig": {
-                "bindings": [
-                    {"name": source, "role": "Source"},
-                    {"name": follower, "role": "Target", "ratio": ratio},
-                ]
-            },
-        },
-    }
 
 
 def apply_all(kubectl: Kubectl, manifests: list[dict[str, Any]], namespace: str) -> None:
@@ -64,7 +49,7 @@ def test_sixty_rsgs_converge_and_the_last_follows_its_source(
     manifests += [deployment(f"seed-{j}", 0) for j in range(GROUPED)]
     apply_all(kubectl, manifests, namespace)
     others_before = listed(kubectl, "deployments", namespace)
-    rsgs = [rsg(f"pool-{i}", inplace(f"router-{i}", f"decode-{i}")) for i in range(INPLACE)]
+    rsgs = [rsg(f"pool-{i}", follow(f"router-{i}", f"decode-{i}")) for i in range(INPLACE)]
     rsgs += [
         rsg(f"unit-{j}", group_spec(target(f"seed-{j}"), prefix=f"u{j}", replicas=2))
         for j in range(GROUPED)
@@ -133,7 +118,7 @@ def setup_pair(operator: Operator, kubectl: Kubectl, namespace: str) -> None:
     apply_all(
         kubectl,
         [
-            rsg("pool", inplace("router", "decode")),
+            rsg("pool", follow("router", "decode")),
             rsg("units", group_spec(target("seed"), replicas=2)),
         ],
         namespace,

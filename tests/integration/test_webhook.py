@@ -1,0 +1,184 @@
+"""The validating webhook, called by the real API server over TLS on loopback."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rsg_operator.local_cluster import LocalControlPlane
+from tests.integration.conftest import Kubectl, Operator
+from tests.integration.test_operations import Replica, free_port
+from tests.integration.workloads import deployment
+from tests.specs import follow, group_spec, rsg, target
+
+
+def configuration(name: str, port: int, namespace: str) -> dict[str, Any]:
+    """RSG CREATE/UPDATE in `namespace` only (other tests' RSGs never reach it)."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": "rsg.resourcescalinggroup.com",
+                "clientConfig": {"url": f"https://127.0.0.1:{port}/validate-rsg"},
+                "rules": [
+                    {
+                        "apiGroups": ["resourcescalinggroup.com"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["resourcescalinggroups"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def webhook(
+    operator: Operator, control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str
+) -> Iterator[Replica]:
+    """The operator alone, serving the webhook that the API server calls for RSGs in the
+    test's namespace; its CA put into the configuration's caBundle by the operator."""
+    port, name = free_port(), f"rsg-{namespace}"
+    kubectl.apply(configuration(name, port, namespace), "default")
+    operator.stop()
+    assert control_plane.work_dir is not None
+    served = Replica(control_plane.kubeconfig, control_plane.work_dir / "logs" / "webhook.log")
+    served.port = free_port()
+    served.start(
+        f"--http-address=127.0.0.1:{served.port}",
+        f"--webhook-address=127.0.0.1:{port}",
+        f"--webhook-configuration={name}",
+    )
+    try:
+        served.wait_for(
+            lambda: (kubectl.get("validatingwebhookconfiguration", name, "") or {})["webhooks"][0][
+                "clientConfig"
+            ].get("caBundle"),
+            what="the caBundle set",
+        )
+        yield served
+    finally:
+        served.stop()
+        operator.start()
+        kubectl.run("delete", "validatingwebhookconfiguration", name)
+
+
+def refused(kubectl: Kubectl, manifest: dict[str, Any], namespace: str) -> str:
+    result = kubectl.apply(manifest, namespace, check=False)
+    assert result.returncode != 0, f"admitted: {manifest['metadata']['name']}"
+    assert 'admission webhook "rsg.resourcescalinggroup.com" denied the request' in result.stderr
+    return result.stderr
+
+
+def stored(webhook: Replica, kubectl: Kubectl, name: str, namespace: str) -> None:
+    """Until the operator has seen the RSG (the webhook checks against what it has seen)."""
+    webhook.wait_for(
+        lambda: (
+            (kubectl.get("rsg", name, namespace) or {}).get("status", {}).get("observedGeneration")
+        ),
+        what=f"{name} reconciled",
+    )
+
+
+def test_each_invalid_ratio_is_refused_naming_its_field(
+    webhook: Replica, kubectl: Kubectl, namespace: str
+) -> None:
+    # A string or a number: the schema cannot type the field, so CEL cannot see it.
+    for ratio, why in [
+        ("-1", "ratio '-1' is not a non-negative decimal"),
+        ("abc", "ratio 'abc' is not a non-negative decimal"),
+        ("NaN", "ratio 'NaN' is not a non-negative decimal"),
+        (-2, "ratio -2 is negative; it must be >= 0"),
+    ]:
+        spec = follow("router", "decode")
+        spec["scalingStrategy"]["inplaceConfig"]["bindings"][1]["ratio"] = ratio
+        message = refused(kubectl, rsg("pool", spec), namespace)
+        assert f"spec.scalingStrategy.inplaceConfig.bindings[1].ratio: {why}" in message
+    on_source = follow("router", "decode")
+    on_source["scalingStrategy"]["inplaceConfig"]["bindings"][0]["ratio"] = 1
+    message = refused(kubectl, rsg("pool", on_source), namespace)
+    assert (
+        "spec.scalingStrategy.inplaceConfig.bindings: ratio is not allowed on the Source" in message
+    )
+    assert kubectl.get("rsg", "pool", namespace) is None
+
+
+def test_cross_rsg_conflicts_are_refused_naming_the_field_and_the_other_rsg(
+    webhook: Replica, kubectl: Kubectl, namespace: str
+) -> None:
+    for name in ("a", "b", "c", "router", "decode", "gateway", "prefill"):
+        kubectl.apply(deployment(name, 1), namespace)
+    kubectl.apply(rsg("pool-a", follow("router", "decode")), namespace)
+    stored(webhook, kubectl, "pool-a", namespace)
+    message = refused(kubectl, rsg("pool-b", follow("gateway", "decode")), namespace)
+    assert (
+        f"spec.scalingStrategy.inplaceConfig.bindings[1]: Deployment {namespace}/decode is "
+        f"already a Target of RSG {namespace}/pool-a" in message
+    )
+
+    kubectl.apply(rsg("ab", follow("a", "b")), namespace)
+    stored(webhook, kubectl, "ab", namespace)
+    message = refused(kubectl, rsg("ba", follow("b", "a")), namespace)
+    assert "bindings[1]: Source->Target bindings form a cycle" in message
+    kubectl.apply(rsg("bc", follow("b", "c")), namespace)
+    stored(webhook, kubectl, "bc", namespace)
+    message = refused(kubectl, rsg("ca", follow("c", "a")), namespace)
+    assert "bindings[1]: Source->Target bindings form a cycle" in message
+
+    kubectl.apply(rsg("units", group_spec(target("prefill"))), namespace)
+    stored(webhook, kubectl, "units", namespace)
+    message = refused(kubectl, rsg("more", group_spec(target("prefill"), prefix="m")), namespace)
+    assert f"spec.targetResources[0]: Deployment {namespace}/prefill is already the seed" in message
+
+
+def test_refused_transitions_and_an_admitted_update(
+    webhook: Replica, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(deployment("router", 1), namespace)
+    kubectl.apply(deployment("decode", 0), namespace)
+    live = rsg("units", group_spec(target("prefill")))
+    kubectl.apply(live, namespace)
+    renamed = copy.deepcopy(live)
+    renamed["spec"]["scalingStrategy"]["groupConfig"]["groupNamePrefix"] = "other"
+    message = refused_or_invalid(kubectl, renamed, namespace)
+    assert "groupNamePrefix" in message
+    retyped = rsg("units", follow("router", "decode"))
+    message = refused_or_invalid(kubectl, retyped, namespace)
+    assert "type" in message
+
+    scaled = copy.deepcopy(live)
+    scaled["spec"]["scalingStrategy"]["groupConfig"]["replicas"] = 2
+    assert kubectl.apply(scaled, namespace).returncode == 0  # a valid update is admitted
+
+
+def refused_or_invalid(kubectl: Kubectl, manifest: dict[str, Any], namespace: str) -> str:
+    """The CRD's CEL transition rules run before admission webhooks; either refuses with
+    the field named."""
+    result = kubectl.apply(manifest, namespace, check=False)
+    assert result.returncode != 0, "admitted"
+    return result.stderr
+
+
+def test_with_the_webhook_down_rsg_writes_fail_and_other_kinds_do_not(
+    webhook: Replica, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(deployment("router", 1), namespace)
+    webhook.stop()
+    result = kubectl.apply(rsg("pool", follow("router", "decode")), namespace, check=False)
+    assert result.returncode != 0
+    assert 'failed calling webhook "rsg.resourcescalinggroup.com"' in result.stderr
+    assert kubectl.apply(deployment("decode", 0), namespace).returncode == 0
+    kubectl.run("scale", "deployment/router", "--replicas=2", "-n", namespace)
