@@ -1,6 +1,7 @@
 """Print how long the local control plane takes to start and stop, and its memory.
 
-RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) .venv/bin/python bench/control_plane.py
+    RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) \
+        .venv/bin/python bench/control_plane.py [RUNS (3)] [NODES (3)]
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def main(runs: int = 3) -> None:
+def main(runs: int = 3, nodes: int = 3) -> None:
     bin_dir = Path(os.environ["RSG_CONTROL_PLANE_BIN"])
     starts, stops = [], []
     for _ in range(runs):
         began = time.monotonic()
-        plane = LocalControlPlane(bin_dir=bin_dir)
+        plane = LocalControlPlane(bin_dir=bin_dir, nodes=nodes)
         plane.start()
         starts.append(time.monotonic() - began)
         memory = {name: rss_mib(p.pid) for name, p in plane._processes.items()}
@@ -34,7 +35,8 @@ def main(runs: int = 3) -> None:
         plane.stop()
         stops.append(time.monotonic() - began)
     print(
-        f"start (until default ServiceAccount exists): median {statistics.median(starts):.1f}s "
+        f"start with {nodes} kwok nodes (until they are Ready): "
+        f"median {statistics.median(starts):.1f}s "
         f"over {runs} runs, {', '.join(f'{s:.1f}' for s in starts)}"
     )
     print(f"stop: median {statistics.median(stops):.1f}s")
@@ -46,4 +48,4 @@ def main(runs: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -11,13 +11,17 @@ set -euo pipefail
 
 K8S_VERSION="${RSG_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${RSG_ETCD_VERSION:-v3.6.16}"
+# kwok simulates nodes and kubelets, so that scheduled Pods run and become Ready.
+KWOK_VERSION="${RSG_KWOK_VERSION:-v0.8.0}"
 CACHE_ROOT="${RSG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rsg-operator}"
-DEST="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+DEST="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$DEST/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kubectl)
+KUBERNETES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+BINARIES=(etcd "${KUBERNETES[@]}" kwok)
 
 all_present() {
   for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
+  [[ -d "$DEST/kwok-stages" ]]
 }
 
 if all_present; then
@@ -62,15 +66,16 @@ build_kubernetes() {
     ldflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
     ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
+  local missing=()
+  for cmd in "${KUBERNETES[@]}"; do
+    [[ -x "$BIN/$cmd" ]] || missing+=("k8s.io/kubernetes/cmd/$cmd")
+  done
   (
     cd "$work"
-    for cmd in kube-apiserver kube-controller-manager kubectl; do
-      go get -tool "k8s.io/kubernetes/cmd/$cmd@$K8S_VERSION"
+    for pkg in "${missing[@]}"; do
+      go get -tool "$pkg@$K8S_VERSION"
     done
-    go build -trimpath -ldflags "$ldflags" -o "$STAGING/" \
-      k8s.io/kubernetes/cmd/kube-apiserver \
-      k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kubectl
+    go build -trimpath -ldflags "$ldflags" -o "$STAGING/" "${missing[@]}"
   )
 }
 
@@ -85,8 +90,29 @@ build_etcd() {
   )
 }
 
+build_kwok() {
+  GOBIN="$STAGING" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  kwok_stages
+}
+
+# The bare kwok binary needs its stages (how a node or pod moves through its life) as
+# configuration; the module ships its defaults ("fast" pods, nodes with lease heartbeats):
+# they are taken from the pinned module, next to the binaries.
+kwok_stages() {
+  local module
+  module="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  [[ -d "$module" ]] || go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
+  mkdir -p "$DEST/kwok-stages"
+  cp "$module"/node/fast/node-initialize.yaml \
+     "$module"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+     "$module"/pod/fast/pod-ready.yaml "$module"/pod/fast/pod-complete.yaml \
+     "$module"/pod/fast/pod-delete.yaml "$DEST/kwok-stages/"
+}
+
 [[ -x "$BIN/etcd" ]] || build_etcd >&2
-for b in kube-apiserver kube-controller-manager kubectl; do
+[[ -x "$BIN/kwok" ]] || build_kwok >&2
+[[ -d "$DEST/kwok-stages" ]] || kwok_stages >&2
+for b in "${KUBERNETES[@]}"; do
   if [[ ! -x "$BIN/$b" ]]; then build_kubernetes >&2; break; fi
 done
 

@@ -111,6 +111,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     for command in (run, cluster):
         command.add_argument(
+            "--nodes",
+            type=int,
+            default=3,
+            help="fake nodes (kwok, 8 GPUs each) of the local control plane, where Pods are "
+            "scheduled and become Ready (default: 3; 0: none, Pods stay Pending)",
+        )
+        command.add_argument(
             "--control-plane-bin",
             type=Path,
             default=os.environ.get("RSG_CONTROL_PLANE_BIN"),
@@ -161,7 +168,7 @@ def local_control_plane(args: argparse.Namespace) -> Iterator[LocalControlPlane]
             "(`make demo` does both)"
         )
     try:
-        with LocalControlPlane(bin_dir=args.control_plane_bin) as plane:
+        with LocalControlPlane(bin_dir=args.control_plane_bin, nodes=args.nodes) as plane:
             log.info("local control plane at %s", plane.server)
             for item in args.apply:
                 namespace, sep, path = str(item).rpartition("=")

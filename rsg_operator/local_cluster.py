@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import shutil
 import signal
@@ -31,6 +32,9 @@ from rsg_operator import certs
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+# With nodes: kube-scheduler places Pods, kwok plays the nodes' kubelets.
+NODE_BINARIES = ("kube-scheduler", "kwok")
+NODE_LABEL = "rsg.local/kwok"
 SERVICE_CIDR = "10.0.0.0/24"
 
 
@@ -88,13 +92,17 @@ class LocalControlPlane:
     # Record every request (who, what, answer) in `audit_log`, one JSON line each: the
     # benchmarks count the operator's own requests by user agent.
     audit: bool = False
+    # Fake nodes (kwok) with GPU-like capacity, and kube-scheduler: Pods are scheduled,
+    # "run" and become Ready. 0: no nodes, no scheduler (every Pod stays Pending).
+    nodes: int = 0
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _log_files: list[IO[bytes]] = field(default_factory=list)
     _args: dict[str, list[str]] = field(default_factory=dict)
     _own_work_dir: bool = False
 
     def __post_init__(self) -> None:
-        missing = [b for b in BINARIES if not (self.bin_dir / b).is_file()]
+        wanted = (*BINARIES, *NODE_BINARIES) if self.nodes else BINARIES
+        missing = [b for b in wanted if not (self.bin_dir / b).is_file()]
         if missing:
             raise ControlPlaneError(
                 f"control-plane binaries missing in {self.bin_dir}: {', '.join(missing)}; "
@@ -139,6 +147,8 @@ class LocalControlPlane:
                 "kube-controller-manager (default ServiceAccount)",
                 lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
             )
+            if self.nodes:
+                self._start_nodes()
         except BaseException:
             self.stop(keep_logs=True)
             raise
@@ -162,6 +172,8 @@ class LocalControlPlane:
         kubectl = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}"]
         scope = ["-n", namespace] if namespace else []
         subprocess.run([*kubectl, "apply", *scope, "-f", str(manifest)], check=True)
+        if not _holds_crds(manifest):
+            return
         wait = [*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]
         # A CRD created a moment ago may have no conditions yet, which `kubectl wait`
         # reports as an error rather than waiting: ask again until it has them.
@@ -302,6 +314,60 @@ class LocalControlPlane:
             ],
         )
 
+    def _start_nodes(self) -> None:
+        """kube-scheduler, kwok, and `nodes` Node objects that kwok keeps Ready."""
+        self._spawn(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kwok",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-label-selector={NODE_LABEL}=true",
+                f"--server-address=127.0.0.1:{free_port()}",
+                "--cidr=10.64.0.1/16",
+                "--node-ip=10.63.0.1",
+                "--node-lease-duration-seconds=40",
+                # Its default stages, which the control-plane build puts beside the binaries.
+                *(f"--config={stage}" for stage in sorted(self._kwok_stages().glob("*.yaml"))),
+            ],
+        )
+        assert self.work_dir is not None
+        manifest = self.work_dir / "nodes.yaml"
+        manifest.write_text(yaml.safe_dump_all([_node(i) for i in range(1, self.nodes + 1)]))
+        self.apply(manifest)
+        self._wait(f"{self.nodes} nodes Ready", self._nodes_ready)
+
+    def _kwok_stages(self) -> Path:
+        stages = self.bin_dir.parent / "kwok-stages"
+        if not stages.is_dir():
+            raise ControlPlaneError(
+                f"kwok's stages are missing in {stages}: rebuild with hack/build-control-plane.sh"
+            )
+        return stages
+
+    def _nodes_ready(self) -> bool:
+        listing = json.loads(self._get(f"/api/v1/nodes?labelSelector={NODE_LABEL}%3Dtrue") or "{}")
+        ready = [
+            n
+            for n in listing.get("items", [])
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        return len(ready) == self.nodes
+
     # ------------------------------------------------------------------ readiness
 
     def _write_kubeconfig(self, pki: _Pki) -> None:
@@ -393,3 +459,24 @@ def _terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         except ProcessLookupError:
             return
         process.wait(timeout=grace)
+
+
+def _node(index: int) -> dict[str, object]:
+    """A fake node: 64 CPUs, 512 GiB, 8 GPUs (`nvidia.com/gpu`), managed by kwok."""
+    capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"}
+    name = f"kwok-node-{index}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {NODE_LABEL: "true", "kubernetes.io/hostname": name, "type": "kwok"},
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+        },
+        "status": {"capacity": capacity, "allocatable": capacity},
+    }
+
+
+def _holds_crds(manifest: Path) -> bool:
+    files = sorted(manifest.rglob("*.y*ml")) if manifest.is_dir() else [manifest]
+    return any("kind: CustomResourceDefinition" in f.read_text() for f in files)
