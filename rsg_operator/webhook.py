@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import logging
 import ssl
 import tempfile
@@ -130,4 +131,8 @@ def _bundle(existing: bytes, ca_pem: bytes) -> bytes:
 
 
 def _is_ip(host: str) -> bool:
-    return host.replace(".", "").isdigit() or ":" in host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from rsg_operator.local_cluster import LocalControlPlane
+from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.harness import ROOT
 from tests.integration.conftest import Kubectl, Operator
-from tests.integration.test_operations import Replica, free_port
+from tests.integration.test_operations import Replica
 from tests.integration.workloads import deployment, replicas
 from tests.specs import follow, group_spec, rsg
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rsg_operator.leader import LeaseConfig
-from rsg_operator.local_cluster import LocalControlPlane
+from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.workloads import deployment, replicas
 from tests.specs import follow, rsg
@@ -22,12 +21,6 @@ LEASE = LeaseConfig()
 # A standby takes over at most a lease duration after the leader's last renewal, which
 # it sees within one retry period; then it reconciles what is queued.
 TAKEOVER_TIMEOUT = LEASE.lease_seconds + 2 * LEASE.retry_seconds + 5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Replica(Operator):

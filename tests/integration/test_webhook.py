@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rsg_operator.local_cluster import LocalControlPlane
+from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.integration.conftest import Kubectl, Operator
-from tests.integration.test_operations import Replica, free_port
+from tests.integration.test_operations import Replica
 from tests.integration.workloads import deployment
 from tests.specs import follow, group_spec, rsg, target
 
