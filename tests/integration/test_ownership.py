@@ -22,16 +22,28 @@ SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
 WEB = target("web")
 
 
+def fingerprint_of(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
+    """The Deployment's fingerprint, read with its managedFields (kubectl hides them)."""
+    out = kubectl.run(
+        "get", "deployment", name, "-n", namespace, "-o", "json", "--show-managed-fields"
+    )
+    return fingerprint(json.loads(out.stdout))
+
+
 def fingerprint(obj: dict[str, Any]) -> dict[str, Any]:
-    """What a write to the object would change."""
+    """What a write to the object would change. Not its resourceVersion, which the
+    controller-manager's status updates move too (a race CI hit); a write to the object
+    itself moves its generation or shows in its labels, annotations, owners or writers."""
     meta = obj["metadata"]
     return {
-        "resourceVersion": meta["resourceVersion"],
+        "generation": meta["generation"],
         "labels": meta.get("labels"),
         "annotations": meta.get("annotations"),
         "ownerReferences": meta.get("ownerReferences"),
-        "managers": sorted(
-            (e["manager"], e.get("subresource", "")) for e in meta.get("managedFields", [])
+        "managers": sorted(  # status: only the controller-manager reports it
+            (e["manager"], e.get("subresource", ""))
+            for e in meta.get("managedFields", [])
+            if e.get("subresource") != "status"
         ),
         "spec": obj["spec"],
     }
@@ -48,7 +60,22 @@ def test_an_object_with_a_clone_name_that_is_not_ours_is_never_touched(
     foreign = deployment("unit-02-web", 5)
     foreign["metadata"]["labels"] = {NAME_LABEL: "pool", GROUP_ID: "unit-02", "app": "other"}
     kubectl.apply(foreign, namespace)
-    before = fingerprint(kubectl.get("deployment", "unit-02-web", namespace) or {})
+    # Once the controller-manager has taken it in (its revision annotation), only a
+    # write by someone else could change it.
+    operator.wait_for(
+        lambda: (
+            "deployment.kubernetes.io/revision"
+            in (
+                (kubectl.get("deployment", "unit-02-web", namespace) or {})["metadata"].get(
+                    "annotations"
+                )
+                or {}
+            )
+        ),
+        what="the foreign Deployment rolled out",
+    )
+    before = fingerprint_of(kubectl, "unit-02-web", namespace)
+    assert before["managers"], "managedFields must be read for the writers check to mean anything"
 
     scale(kubectl, "pool", namespace, 3)
     degraded = operator.wait_degraded(kubectl, "pool", namespace, "True", "NameConflict")
@@ -58,7 +85,7 @@ def test_an_object_with_a_clone_name_that_is_not_ours_is_never_touched(
         what="unit-03 made, unit-02 waiting",
     )
     assert status(kubectl, "pool", namespace)["currentReplicas"] == 2
-    assert fingerprint(kubectl.get("deployment", "unit-02-web", namespace) or {}) == before
+    assert fingerprint_of(kubectl, "unit-02-web", namespace) == before
     warnings = kubectl.events(namespace, "type=Warning,reason=NameConflict").splitlines()
     assert len(warnings) == 1, warnings
 
