@@ -35,6 +35,10 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 # With nodes: kube-scheduler places Pods, kwok plays the nodes' kubelets.
 NODE_BINARIES = ("kube-scheduler", "kwok")
 NODE_LABEL = "rsg.local/kwok"
+# The taint GPU nodes commonly carry (e.g. set by cloud providers' GPU node pools), and
+# the toleration of Pods meant to run there.
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 SERVICE_CIDR = "10.0.0.0/24"
 
 
@@ -95,6 +99,9 @@ class LocalControlPlane:
     # Fake nodes (kwok) with GPU-like capacity, and kube-scheduler: Pods are scheduled,
     # "run" and become Ready. 0: no nodes, no scheduler (every Pod stays Pending).
     nodes: int = 0
+    # Taint the nodes as GPU nodes often are (GPU_TAINT): only Pods that tolerate it run
+    # there, the others stay Pending. Tests use it to choose which Pods run.
+    gpu_taint: bool = False
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _log_files: list[IO[bytes]] = field(default_factory=list)
     _args: dict[str, list[str]] = field(default_factory=dict)
@@ -344,7 +351,8 @@ class LocalControlPlane:
         )
         assert self.work_dir is not None
         manifest = self.work_dir / "nodes.yaml"
-        manifest.write_text(yaml.safe_dump_all([_node(i) for i in range(1, self.nodes + 1)]))
+        nodes = [_node(i, self.gpu_taint) for i in range(1, self.nodes + 1)]
+        manifest.write_text(yaml.safe_dump_all(nodes))
         self.apply(manifest)
         self._wait(f"{self.nodes} nodes Ready", self._nodes_ready)
 
@@ -461,11 +469,11 @@ def _terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         process.wait(timeout=grace)
 
 
-def _node(index: int) -> dict[str, object]:
+def _node(index: int, gpu_taint: bool = False) -> dict[str, object]:
     """A fake node: 64 CPUs, 512 GiB, 8 GPUs (`nvidia.com/gpu`), managed by kwok."""
     capacity = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"}
     name = f"kwok-node-{index}"
-    return {
+    node: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
@@ -475,6 +483,9 @@ def _node(index: int) -> dict[str, object]:
         },
         "status": {"capacity": capacity, "allocatable": capacity},
     }
+    if gpu_taint:
+        node["spec"] = {"taints": [GPU_TAINT]}
+    return node
 
 
 def _holds_crds(manifest: Path) -> bool:

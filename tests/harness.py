@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsg_operator.local_cluster import GPU_TOLERATION
+
 ROOT = Path(__file__).parents[1]
 
 
-def deployment(name: str, replicas: int = 0) -> dict[str, Any]:
-    """A Deployment manifest whose pods never run (no such image, and no kubelet)."""
+def deployment(name: str, replicas: int = 0, runs: bool = False) -> dict[str, Any]:
+    """A Deployment manifest. Its pods never run (no such image, and no kubelet), unless
+    `runs`: then they tolerate the GPU nodes' taint, and on a control plane with kwok
+    nodes they are scheduled there and become Running and Ready."""
+    pod: dict[str, Any] = {"containers": [{"name": name, "image": "registry.invalid/x:1"}]}
+    if runs:
+        pod["tolerations"] = [GPU_TOLERATION]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -22,10 +29,7 @@ def deployment(name: str, replicas: int = 0) -> dict[str, Any]:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": name, "image": "registry.invalid/x:1"}]},
-            },
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod},
         },
     }
 

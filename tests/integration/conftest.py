@@ -1,8 +1,9 @@
 """Fixtures for tests against the real local control plane.
 
-One control plane (etcd + kube-apiserver + kube-controller-manager, built by
-hack/build-control-plane.sh) serves the whole session; each test gets its own
-namespace. Logs of the control plane and the operator are kept when a test fails.
+One control plane (etcd + kube-apiserver + kube-controller-manager, with kube-scheduler
+and three kwok nodes; built by hack/build-control-plane.sh) serves the whole session;
+each test gets its own namespace. Logs of the control plane and the operator are kept
+when a test fails.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.integration.proxy import TcpProxy
 
 ROOT = Path(__file__).parents[2]
 CRD_NAME = "resourcescalinggroups.resourcescalinggroup.com"
+NODES = 3
 T = TypeVar("T")
 
 
@@ -117,7 +119,10 @@ def control_plane_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(request: pytest.FixtureRequest) -> Iterator[LocalControlPlane]:
-    plane = LocalControlPlane(bin_dir=control_plane_bin())
+    # Three kwok nodes, tainted as GPU nodes: Pods that tolerate the taint run
+    # (workloads.deployment(runs=True)); the others stay Pending, for the tests that
+    # report pods ready by hand.
+    plane = LocalControlPlane(bin_dir=control_plane_bin(), nodes=NODES, gpu_taint=True)
     plane.start()
     yield plane
     failed = request.session.testsfailed > 0

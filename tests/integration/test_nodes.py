@@ -4,62 +4,31 @@ makes them Running and Ready, and RSG sees real readiness."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from typing import Any
 
-import pytest
-
-from rsg_operator.local_cluster import LocalControlPlane
-from tests.harness import ROOT
-from tests.integration.conftest import Kubectl, Operator, control_plane_bin
+from tests.integration.conftest import Kubectl, Operator, wait_for
 from tests.integration.workloads import deployment
 from tests.specs import group_spec, rsg
 
-NODES = 3
-
-
-@pytest.fixture(scope="module")
-def with_nodes() -> Iterator[LocalControlPlane]:
-    plane = LocalControlPlane(bin_dir=control_plane_bin(), nodes=NODES)
-    plane.start()
-    try:
-        plane.apply(ROOT / "crds")
-        yield plane
-    finally:
-        plane.stop()
-
 
 def test_pods_are_scheduled_on_fake_nodes_and_groups_turn_ready_by_themselves(
-    with_nodes: LocalControlPlane,
+    operator: Operator, kubectl: Kubectl, namespace: str
 ) -> None:
-    kubectl = Kubectl(with_nodes.kubectl, with_nodes.kubeconfig)
-    kubectl.run("create", "namespace", "ai")
     for name in ("prefill", "decode"):
-        manifest = deployment(name, 2)
+        manifest = deployment(name, 2, runs=True)
         container = manifest["spec"]["template"]["spec"]["containers"][0]
         container["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
-        kubectl.apply(manifest, "ai")
-    assert with_nodes.work_dir is not None
-    operator = Operator(with_nodes.kubeconfig, with_nodes.work_dir / "logs" / "operator.log")
-    operator.start()
-    try:
-        kubectl.apply(rsg("pool", group_spec(replicas=2)), "ai")
-        status = operator.wait_for(
-            lambda: (
-                found
-                if (found := (kubectl.get("rsg", "pool", "ai") or {}).get("status", {})).get(
-                    "readyReplicas"
-                )
-                == 2
-                else None
-            ),
-            timeout=90,
-            what="both groups Ready",
-        )
-    finally:
-        operator.stop()
+        kubectl.apply(manifest, namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=2)), namespace)
+
+    def ready_status() -> dict[str, Any] | None:
+        found = (kubectl.get("rsg", "pool", namespace) or {}).get("status", {})
+        return found if found.get("readyReplicas") == 2 else None
+
+    status = operator.wait_for(ready_status, timeout=90, what="both groups Ready")
     assert [g["phase"] for g in status["groups"]] == ["Ready", "Ready"]
     pods = json.loads(
-        kubectl.run("get", "pods", "-n", "ai", "-o", "json", "--show-managed-fields").stdout
+        kubectl.run("get", "pods", "-n", namespace, "-o", "json", "--show-managed-fields").stdout
     )["items"]
     assert len(pods) == 8  # 2 groups x 2 Deployments x 2 replicas
     assert all(p["spec"]["nodeName"].startswith("kwok-node-") for p in pods)
@@ -75,3 +44,23 @@ def test_pods_are_scheduled_on_fake_nodes_and_groups_turn_ready_by_themselves(
         if entry.get("subresource") == "status"
     }
     assert writers <= {"kwok", "kube-scheduler"}, writers
+
+
+def test_pods_that_do_not_tolerate_the_gpu_taint_stay_pending(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    """What the tests that report readiness by hand rely on."""
+    kubectl.apply(deployment("idle", 1), namespace)
+
+    def unschedulable() -> bool:
+        pods = json.loads(kubectl.run("get", "pods", "-n", namespace, "-o", "json").stdout)
+        return any(
+            c.get("reason") == "Unschedulable"
+            for p in pods["items"]
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+
+    wait_for(unschedulable, what="the pod found unschedulable (the taint)")
+    pods = json.loads(kubectl.run("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    assert [p["status"].get("phase") for p in pods] == ["Pending"]
+    assert not pods[0]["spec"].get("nodeName")
