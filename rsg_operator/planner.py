@@ -1,6 +1,7 @@
 """The scale-down planner and scale-out filler (SPEC §3). Pure, shared by both modes.
 
-Which groups to add: the lowest free indices. Which to remove (victims): the existing
+Which groups to add: the lowest free indices, skipping ids still listed as candidates.
+Which to remove (victims): the existing
 `candidates` first, in list order; then by policy — Ordered: highest index first,
 Newest: latest created first, Oldest: earliest created first — with ties by index
 (higher first for Ordered/Newest, lower first for Oldest).
@@ -39,12 +40,14 @@ def plan(
     candidates: Iterable[str] = (),
     reserved: Collection[int] = (),
 ) -> Plan:
-    """Groups to add or remove so that `desired` groups exist; scale-out never picks a
-    `reserved` index (a group still being deleted)."""
+    """Groups to add or remove so that `desired` groups exist. Scale-out never picks a
+    `reserved` index (a group still being deleted) nor one still listed in
+    `candidates`: a stale candidate must never remove a group made after it was named."""
     candidates = tuple(candidates)
+    named = {i for c in candidates if (i := labels.group_index(prefix, c)) is not None}
     ignored = tuple(c for c in candidates if labels.group_index(prefix, c) not in existing)
     if desired >= len(existing):
-        add = _free_indices(existing, desired - len(existing), reserved)
+        add = _free_indices(existing, desired - len(existing), {*reserved, *named})
         return Plan(add=add, ignored_candidates=ignored)
     return Plan(
         remove=victims(existing, len(existing) - desired, prefix, policy, candidates),
@@ -102,6 +105,16 @@ class SeedAction(StrEnum):
 
 
 @dataclass(frozen=True)
+class Drain:
+    """A group being drained (its members carry the draining label): when the drain
+    began (epoch seconds, the earliest its members record) and whether the gateway has
+    acknowledged it (a member annotated drained)."""
+
+    started: float
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True)
 class Observed:
     """A GroupReplication RSG's groups as a reconcile found them."""
 
@@ -112,6 +125,10 @@ class Observed:
     created: Mapping[int, str]  # group index -> creation time of its oldest clone
     deleting: frozenset[int]  # groups whose removal was recorded (status phase Deleting)
     taken: Callable[[int, str], bool]  # (index, target id): a foreign object has the name
+    draining: Mapping[int, Drain] = field(default_factory=dict)
+    # group index -> target ids of its clones that are being deleted (still there, with a
+    # deletionTimestamp): their names are not free yet.
+    going: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,11 +138,17 @@ class Decision:
     seed: SeedAction | None = None  # finishing an interrupted seed removal or restore
     finish_deleting: tuple[int, ...] = ()  # recorded removals to finish (never completed)
     complete: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # missing clones
-    remove: tuple[int, ...] = ()  # new victims: recorded as Deleting, then removed
+    # Removed now (recorded as Deleting first): victims when there is no drain, and
+    # drained groups (acknowledged, or past their deadline).
+    remove: tuple[int, ...] = ()
+    drain: tuple[int, ...] = ()  # new victims: marked draining, removed later
+    revive: tuple[int, ...] = ()  # draining groups wanted again: back to serving
     add: tuple[int, ...] = ()  # new groups (the seed: restored)
     blocked: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # names taken
     ignored_candidates: tuple[str, ...] = ()
-    existing: tuple[int, ...] = ()  # groups that exist once the decision is carried out
+    existing: tuple[int, ...] = ()  # serving groups once the decision is carried out
+    # Groups draining once the decision is carried out -> their deadline (epoch seconds).
+    draining: Mapping[int, float] = field(default_factory=dict)
 
 
 def decide(
@@ -134,19 +157,27 @@ def decide(
     prefix: str,
     policy: ScaleDownPolicy = ScaleDownPolicy.ORDERED,
     candidates: Iterable[str] = (),
+    drain_timeout: float = 0,
+    now: float = 0.0,
 ) -> Decision:
-    """Whole groups, through crashes and other apps' objects (SPEC §3).
+    """Whole groups, through crashes, drains and other apps' objects (SPEC §3).
 
     - A group whose removal was recorded is finished, never completed; its index is
-      not reused until it is gone. The seed group likewise: members at 0 beside
-      members not at 0 finish the removal if it was recorded, else the restore. No
-      member goes down only to come up again, or up only to go down: a half-restored
-      seed that the planner removes now is not restored first, and a half-removed seed
-      that the planner wants back has its removal rolled back.
+      not reused until it is gone (nor while its objects are being deleted). The seed
+      group likewise: members at 0 beside members not at 0 finish the removal if it was
+      recorded, else the restore. No member goes down only to come up again, or up only
+      to go down: a half-restored seed that the planner removes now is not restored
+      first, and a half-removed seed that the planner wants back has its removal rolled
+      back.
     - A group with missing clones is completed, unless another app's object holds the
       name of one: then the group is left as it is (blocked) until the name is free; it
       does not count as existing. A new group whose names are taken is not created.
-    - The planner picks victims and new groups among the rest.
+    - Draining groups do not count toward `desired`. When more groups are wanted, they
+      are revived first (the one the planner would remove last comes back first), and
+      only then are new groups made. A drain ends at the gateway's acknowledgement or
+      at `started + drain_timeout`, whichever is first: the group is then removed.
+    - The planner picks victims and new groups among the serving rest; with a drain
+      timeout the victims are drained, without one they are removed at once.
     """
     targets = frozenset(observed.targets)
     seed: SeedAction | None = None
@@ -156,15 +187,21 @@ def decide(
         seed = SeedAction.FINISH_REMOVAL if removing else SeedAction.FINISH_RESTORE
         seed_exists = not removing
     existing: dict[int, Group] = {}
+    draining: dict[int, Group] = {}
     if seed_exists:
-        existing[labels.SEED_INDEX] = Group(labels.SEED_INDEX, observed.seed_created)
+        group = Group(labels.SEED_INDEX, observed.seed_created)
+        (draining if labels.SEED_INDEX in observed.draining else existing)[group.index] = group
     finishing = tuple(sorted(i for i in observed.clones if i in observed.deleting))
     complete: dict[int, tuple[str, ...]] = {}
     blocked: dict[int, tuple[str, ...]] = {}
     for index, present in sorted(observed.clones.items()):
         if index in observed.deleting:
             continue
-        missing = tuple(t for t in observed.targets if t not in present)
+        if index in observed.draining:  # going away: neither completed nor blocked
+            draining[index] = Group(index, observed.created[index])
+            continue
+        going = observed.going.get(index, frozenset())
+        missing = tuple(t for t in observed.targets if t not in present and t not in going)
         taken = tuple(t for t in missing if observed.taken(index, t))
         if taken:
             blocked[index] = taken
@@ -172,31 +209,51 @@ def decide(
         if missing:
             complete[index] = missing
         existing[index] = Group(index, observed.created[index])
-    chosen = plan(existing, desired, prefix, policy, candidates, reserved=finishing)
+    reserved = {*finishing, *draining, *(i for i in observed.going if i not in observed.clones)}
+    chosen = plan(existing, desired, prefix, policy, candidates, reserved=reserved)
+    candidates = tuple(candidates)
+
+    # Draining groups come back before any new group is made.
+    comeback = tuple(reversed(victims(draining, len(draining), prefix, policy, candidates)))
+    revive = comeback[: len(chosen.add)]
+    new = chosen.add[: len(chosen.add) - len(revive)]
+    existing.update((i, draining.pop(i)) for i in revive)
+
     if seed is SeedAction.FINISH_RESTORE and labels.SEED_INDEX in chosen.remove:
         seed = None
-    if seed is SeedAction.FINISH_REMOVAL and labels.SEED_INDEX in chosen.add:
+    if seed is SeedAction.FINISH_REMOVAL and labels.SEED_INDEX in new:
         seed = SeedAction.ROLL_BACK_REMOVAL
         existing[labels.SEED_INDEX] = Group(labels.SEED_INDEX, observed.seed_created)
-        chosen = Plan(
-            add=tuple(i for i in chosen.add if i != labels.SEED_INDEX),
-            ignored_candidates=chosen.ignored_candidates,
-        )
+        new = tuple(i for i in new if i != labels.SEED_INDEX)
     add = []
-    for index in chosen.add:
+    for index in new:
         taken = tuple(t for t in observed.targets if observed.taken(index, t))
         if index != labels.SEED_INDEX and (taken or index in blocked):
             blocked[index] = taken or blocked[index]
         else:
             add.append(index)
+
+    drained, still = [], {}
+    for index in sorted(draining):
+        drain = observed.draining[index]
+        deadline = drain.started + drain_timeout
+        if drain.acknowledged or now >= deadline:
+            drained.append(index)
+        else:
+            still[index] = deadline
+    drain_now = chosen.remove if drain_timeout > 0 else ()
+    still.update((i, now + drain_timeout) for i in drain_now)
     kept = set(existing) - set(chosen.remove)
     return Decision(
         seed=seed,
         finish_deleting=finishing,
         complete={i: m for i, m in complete.items() if i in kept},
-        remove=chosen.remove,
+        remove=(*drained, *(() if drain_now else chosen.remove)),
+        drain=drain_now,
+        revive=revive,
         add=tuple(add),
         blocked=blocked,
         ignored_candidates=chosen.ignored_candidates,
         existing=tuple(sorted(kept | set(add))),
+        draining=still,
     )

@@ -83,8 +83,10 @@ def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, 
         assert now["metadata"]["generation"] == original["metadata"]["generation"]
         assert now["spec"]["template"] == original["spec"]["template"]
 
-    clones = {f"inference-unit-{i:02d}-{n}" for i in (2, 3) for n in ("prefill", "decode")}
-    three_groups = ["inference-unit-01", "inference-unit-02", "inference-unit-03"]
+    # The example lists inference-unit-02 as a scale-down candidate: while it is listed,
+    # no new group takes that id (a stale candidate must not remove a new group).
+    clones = {f"inference-unit-{i:02d}-{n}" for i in (3, 4) for n in ("prefill", "decode")}
+    three_groups = ["inference-unit-01", "inference-unit-03", "inference-unit-04"]
     scale(kubectl, name, ai, 3)
     wait_groups(operator, kubectl, name, ai, three_groups, seeds | others | clones)
     for clone in clones:
@@ -108,7 +110,7 @@ def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, 
     assert cloned["metadata"]["ownerReferences"][0]["kind"] == "ResourceScalingGroup"
     assert cloned["spec"]["replicas"] == 4
 
-    # To 2: the candidate inference-unit-02 goes, -03 stays.
+    # To 2: the candidate does not exist (a Warning says so); Ordered takes -04.
     scale(kubectl, name, ai, 2)
     three = {c for c in clones if c.startswith("inference-unit-03")}
     wait_groups(
@@ -119,7 +121,9 @@ def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, 
         ["inference-unit-01", "inference-unit-03"],
         seeds | others | three,
     )
-    # Back to 3: -02 is created again.
+    ignored = kubectl.events(ai, "involvedObject.name=pd-cluster,reason=CandidateIgnored")
+    assert "inference-unit-02 is not an existing group" in ignored
+    # Back to 3: -04 is created again.
     scale(kubectl, name, ai, 3)
     wait_groups(operator, kubectl, name, ai, three_groups, seeds | others | clones)
 
@@ -141,8 +145,9 @@ def test_seed_example_scales_whole_groups(operator: Operator, kubectl: Kubectl, 
         assert seed["spec"]["template"] == (before[n] or {})["spec"]["template"]
 
     on_rsg = "involvedObject.name=pd-cluster"
-    assert "created inference-unit-02" in kubectl.events(ai, f"{on_rsg},reason=GroupCreated")
-    assert "removed inference-unit-02" in kubectl.events(ai, f"{on_rsg},reason=GroupRemoved")
+    assert "created inference-unit-04" in kubectl.events(ai, f"{on_rsg},reason=GroupCreated")
+    assert "removed inference-unit-04" in kubectl.events(ai, f"{on_rsg},reason=GroupRemoved")
+    assert "inference-unit-02" not in kubectl.events(ai, f"{on_rsg},reason=GroupCreated")
 
 
 def second_passed(since: str) -> bool:

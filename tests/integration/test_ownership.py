@@ -166,7 +166,8 @@ def test_a_half_removed_seed_scaled_back_up_is_rolled_back(
         crash_after(operator, namespace, 2)  # the removal recorded, prefill at 0
         assert seed_at_zero(kubectl, "prefill", namespace)
         decode = (kubectl.get("deployment", "decode", namespace) or {})["metadata"]
-        scale(kubectl, "pool", namespace, 2)
+        # Back to 2, and unit-01 no longer listed (a listed id is never brought back).
+        kubectl.apply(rsg("pool", group_spec(replicas=2)), namespace)
     finally:
         operator.start()
     operator.wait_for(
@@ -211,12 +212,13 @@ def test_a_half_restored_seed_named_for_removal_is_not_restored_first(
     )
     operator.stop()
     try:
-        scale(kubectl, "pool", namespace, 2)
+        kubectl.apply(rsg("pool", group_spec(replicas=2)), namespace)  # unit-01 unlisted
         crash_after(operator, namespace, 1)  # write 1 restores prefill; dies before decode
         assert not seed_at_zero(kubectl, "prefill", namespace)
         assert seed_at_zero(kubectl, "decode", namespace)
         decode = (kubectl.get("deployment", "decode", namespace) or {})["metadata"]
-        scale(kubectl, "pool", namespace, 1)  # unit-01 is still the candidate
+        # The gateway names unit-01 again.
+        kubectl.apply(rsg("pool", group_spec(replicas=1, candidates=["unit-01"])), namespace)
     finally:
         operator.start()
     operator.wait_for(

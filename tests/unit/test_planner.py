@@ -6,7 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rsg_operator.api import ScaleDownPolicy
-from rsg_operator.planner import Group, Observed, Plan, SeedAction, decide, plan, victims
+from rsg_operator.planner import (
+    Drain,
+    Group,
+    Observed,
+    Plan,
+    SeedAction,
+    decide,
+    plan,
+    victims,
+)
 
 P = "unit"
 
@@ -88,6 +97,7 @@ def test_plan_properties(
     assert len(set(result.remove)) == len(result.remove)
     assert not set(result.add) & set(existing)
     named = [int(c.rsplit("-", 1)[1]) for c in candidates]
+    assert not set(result.add) & set(named)  # a listed id is never made again
     named_existing = [i for i in named if i in existing]
     # Candidates always first, in their order.
     assert list(result.remove[: len(named_existing)]) == named_existing[: len(result.remove)]
@@ -107,6 +117,8 @@ def observed(
     at_zero: frozenset[str] = frozenset(),
     deleting: frozenset[int] = frozenset(),
     taken: frozenset[tuple[int, str]] = frozenset(),
+    draining: dict[int, Drain] | None = None,
+    going: dict[int, frozenset[str]] | None = None,
 ) -> Observed:
     clones = clones or {}
     return Observed(
@@ -117,6 +129,8 @@ def observed(
         created={i: f"2026-01-0{i}T00:00:00Z" for i in clones},
         deleting=deleting,
         taken=lambda index, tid: (index, tid) in taken,
+        draining=draining or {},
+        going=going or {},
     )
 
 
@@ -194,3 +208,165 @@ def test_a_half_removed_seed_wanted_again_has_its_removal_rolled_back() -> None:
     assert decision.existing == (1, 2)
     more = decide(half, 3, P)
     assert (more.seed, more.add, more.existing) == (SeedAction.ROLL_BACK_REMOVAL, (3,), (1, 2, 3))
+
+
+# ---------------------------------------------------------------------------- candidates
+
+
+def test_scale_out_skips_ids_still_listed_as_candidates() -> None:
+    # unit-02 was named and removed; the list was never cleared. A new group under that
+    # id would be the next victim of the stale entry.
+    assert plan(groups((1, "a")), 3, P, candidates=["unit-02"]) == Plan(
+        add=(3, 4), ignored_candidates=("unit-02",)
+    )
+    decision = decide(observed({3: WHOLE}), 3, P, candidates=["unit-02"])
+    assert decision.add == (4,)
+
+
+def test_a_seed_still_listed_is_not_brought_back() -> None:
+    assert decide(observed(at_zero=WHOLE), 1, P, candidates=["unit-01"]).add == (2,)
+    # ...nor is its unfinished removal rolled back: it finishes.
+    half = observed(at_zero=frozenset({"prefill"}), deleting=frozenset({1}))
+    decision = decide(half, 1, P, candidates=["unit-01"])
+    assert decision.seed is SeedAction.FINISH_REMOVAL
+    assert decision.add == (2,)
+
+
+# ---------------------------------------------------------------------------- drains
+
+T0 = 1_000_000.0
+
+
+def test_with_a_drain_timeout_victims_drain_instead_of_going() -> None:
+    decision = decide(observed({2: WHOLE, 3: WHOLE}), 2, P, drain_timeout=60, now=T0)
+    assert decision.drain == (3,)
+    assert decision.remove == ()
+    assert decision.draining == {3: T0 + 60}
+    assert decision.existing == (1, 2)  # a draining group does not count
+
+
+def test_without_a_drain_timeout_victims_go_at_once() -> None:
+    decision = decide(observed({2: WHOLE, 3: WHOLE}), 2, P, now=T0)
+    assert (decision.drain, decision.remove, decision.draining) == ((), (3,), {})
+
+
+def test_a_drain_ends_at_its_acknowledgement_or_its_deadline() -> None:
+    draining = {2: Drain(T0 - 10), 3: Drain(T0 - 1, acknowledged=True), 4: Drain(T0 - 60)}
+    clones = {i: WHOLE for i in (2, 3, 4)}
+    decision = decide(observed(clones, draining=draining), 1, P, drain_timeout=60, now=T0)
+    assert decision.remove == (3, 4)  # acknowledged; past its deadline (started + 60 s)
+    assert decision.draining == {2: T0 + 50}  # the deadline kept from when it began
+    assert decision.drain == () and decision.existing == (1,)
+
+
+def test_a_shorter_timeout_applies_to_drains_under_way() -> None:
+    decision = decide(observed({2: WHOLE}, draining={2: Drain(T0 - 10)}), 1, P, now=T0)
+    assert decision.remove == (2,)
+
+
+def test_more_groups_wanted_revive_draining_ones_before_making_new_ones() -> None:
+    draining = {2: Drain(T0 - 5), 3: Drain(T0 - 5)}
+    clones = {2: WHOLE, 3: WHOLE}
+    one = decide(observed(clones, draining=draining), 2, P, drain_timeout=60, now=T0)
+    # Ordered removes the highest first, so the lowest comes back first.
+    assert (one.revive, one.add, one.draining) == ((2,), (), {3: T0 + 55})
+    assert one.existing == (1, 2)
+    all_and_more = decide(observed(clones, draining=draining), 4, P, drain_timeout=60, now=T0)
+    assert (all_and_more.revive, all_and_more.add) == ((2, 3), (4,))
+    assert all_and_more.draining == {}
+
+
+def test_a_listed_candidate_is_revived_last() -> None:
+    draining = {2: Drain(T0), 3: Drain(T0)}
+    decision = decide(
+        observed({2: WHOLE, 3: WHOLE}, draining=draining),
+        2,
+        P,
+        candidates=["unit-02"],
+        drain_timeout=60,
+        now=T0,
+    )
+    assert decision.revive == (3,)
+
+
+def test_an_acknowledged_group_wanted_again_is_revived_not_removed() -> None:
+    draining = {2: Drain(T0 - 5, acknowledged=True)}
+    decision = decide(observed({2: WHOLE}, draining=draining), 2, P, drain_timeout=60, now=T0)
+    assert (decision.revive, decision.remove) == ((2,), ())
+
+
+def test_the_seed_drains_and_comes_back() -> None:
+    drain = decide(observed({2: WHOLE}), 1, P, candidates=["unit-01"], drain_timeout=30, now=T0)
+    assert drain.drain == (1,) and drain.existing == (2,)
+    back = decide(observed({2: WHOLE}, draining={1: Drain(T0)}), 2, P, drain_timeout=30, now=T0)
+    assert back.revive == (1,) and back.add == ()
+    over = decide(
+        observed({2: WHOLE}, draining={1: Drain(T0 - 30)}), 1, P, drain_timeout=30, now=T0
+    )
+    assert over.remove == (1,) and over.existing == (2,)
+
+
+def test_a_draining_group_missing_a_member_is_not_completed() -> None:
+    decision = decide(
+        observed({2: frozenset({"prefill"})}, draining={2: Drain(T0)}),
+        1,
+        P,
+        drain_timeout=9,
+        now=T0,
+    )
+    assert decision.complete == {} and decision.draining == {2: T0 + 9}
+
+
+def test_an_index_whose_objects_are_going_away_is_not_reused() -> None:
+    decision = decide(observed(going={2: WHOLE}), 3, P)
+    assert decision.add == (3, 4)
+
+
+def test_a_member_still_going_away_is_not_created_again_yet() -> None:
+    half = observed({2: frozenset({"prefill"})}, going={2: frozenset({"decode"})})
+    decision = decide(half, 2, P)
+    assert decision.complete == {} and decision.existing == (1, 2)
+
+
+drains = st.dictionaries(
+    st.integers(1, 12),
+    st.builds(Drain, st.floats(T0 - 100, T0), st.booleans()),
+    max_size=6,
+)
+
+
+@given(
+    st.dictionaries(st.integers(2, 12), st.just(WHOLE), max_size=8),
+    drains,
+    st.integers(0, 16),
+    st.sampled_from([0, 30]),
+    candidate_ids,
+)
+def test_decide_properties(
+    clones: dict[int, frozenset[str]],
+    draining: dict[int, Drain],
+    desired: int,
+    timeout: int,
+    candidates: list[str],
+) -> None:
+    draining = {i: d for i, d in draining.items() if i in clones or i == 1}
+    decision = decide(
+        observed(clones, draining=draining),
+        desired,
+        P,
+        candidates=candidates,
+        drain_timeout=timeout,
+        now=T0,
+    )
+    serving = set(decision.existing)
+    assert len(serving) == desired  # exactly the wanted number serve
+    assert not serving & set(decision.draining)
+    assert not serving & set(decision.remove)
+    assert set(decision.revive) <= set(draining)
+    assert not set(decision.add) & ({1, *clones} | set(draining))  # never a second copy
+    if decision.add:  # new groups only once every draining group is back
+        assert set(decision.revive) == set(draining)
+    for index in decision.draining:
+        assert decision.draining[index] > T0  # nothing past its deadline stays
+    if timeout == 0:
+        assert decision.draining == {} and decision.drain == ()
