@@ -36,7 +36,11 @@ OWN_ANNOTATIONS = (
     "deployment.kubernetes.io/revision",
     labels.SEED_REPLICAS,
     labels.TEMPLATE_HASH,
+    labels.DRAIN_STARTED,
+    labels.DRAINED,
 )
+# Labels that say what happens to the template object's own group, not to its clones.
+OWN_LABELS = (labels.DRAINING,)
 # Service fields the apiserver allocates per object.
 SERVICE_ALLOCATED = ("clusterIP", "clusterIPs", "healthCheckNodePort")
 
@@ -90,7 +94,8 @@ def clone(
     if not annotations:
         meta.pop("annotations")
     meta["name"] = labels.clone_name(prefix, index, meta["name"])
-    meta["labels"] = {**(meta.get("labels") or {}), **group}
+    own = {k: v for k, v in (meta.get("labels") or {}).items() if k not in OWN_LABELS}
+    meta["labels"] = {**own, **group}
     meta["ownerReferences"] = [owner.reference()]
     for path in layout.templates:
         for pod_template in _walk(obj, path):

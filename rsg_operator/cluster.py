@@ -71,9 +71,16 @@ class Cluster:
         """PUT an object; its resourceVersion guards it (Conflict)."""
         return self._seen(obj, await self.kube.replace(await self.path_of(obj), obj))
 
-    async def delete(self, obj: Object) -> None:
-        """Delete this incarnation of an object (its uid); gone already is fine."""
-        await self.kube.delete(await self.path_of(obj), obj["metadata"].get("uid"))
+    async def delete(self, obj: Object, foreground: bool = False) -> None:
+        """Delete this incarnation of an object (its uid); gone already is fine.
+
+        With `foreground`, its dependents (a Deployment's ReplicaSets and Pods) go first
+        and the object stays until they are gone, seen here with its deletionTimestamp."""
+        meta = obj["metadata"]
+        answer = await self.kube.delete(await self.path_of(obj), meta.get("uid"), foreground)
+        if (answer or {}).get("metadata", {}).get("deletionTimestamp"):
+            self._seen(obj, answer or {})  # still there, going away
+            return
         informer = self._informer_of(obj)
         if informer is not None:
             informer.forget(obj)

@@ -10,7 +10,6 @@ connections that reads and writes need.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -303,7 +302,7 @@ class Kube:
                     query_params=query or [],
                     header_params=headers,
                     body=body,
-                    response_types_map={200: "object", 201: "object"},
+                    response_types_map={200: "object", 201: "object", 202: "object"},
                     auth_settings=["BearerToken"],
                     _return_http_data_only=True,
                     _request_timeout=REQUEST_TIMEOUT,
@@ -355,16 +354,25 @@ class Kube:
         """PUT an object; its metadata.resourceVersion guards the update (Conflict)."""
         return await self.request("PUT", path, obj, query=[FIELD_MANAGER])
 
-    async def delete(self, path: str, uid: str | None = None) -> None:
-        """Delete an object (dependents collected in the background); gone already is fine.
+    async def delete(
+        self, path: str, uid: str | None = None, foreground: bool = False
+    ) -> dict[str, Any] | None:
+        """Delete an object; gone already is fine (None). Returns what the server answered:
+        the object itself while its deletion is under way, else a Status.
 
-        With `uid`, only that incarnation is deleted: an object recreated under the same
-        name since it was read is a Conflict, not a victim."""
-        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        Dependents are collected in the background, or with `foreground` first: the object
+        then stays (with a deletionTimestamp) until they are gone. With `uid`, only that
+        incarnation is deleted: an object recreated under the same name since it was read
+        is a Conflict, not a victim."""
+        options: dict[str, Any] = {
+            "propagationPolicy": "Foreground" if foreground else "Background"
+        }
         if uid is not None:
             options["preconditions"] = {"uid": uid}
-        with contextlib.suppress(NotFound):
-            await self.request("DELETE", path, options)
+        try:
+            return await self.request("DELETE", path, options)
+        except NotFound:
+            return None
 
     async def merge_patch(
         self, path: str, body: dict[str, Any], counted: bool = True

@@ -13,6 +13,14 @@ SEED_REPLICAS = f"{PREFIX}/seed-replicas"
 # On a clone: a hash of what it was made from, so a changed seed is seen as one.
 TEMPLATE_HASH = f"{PREFIX}/template-hash"
 
+# Two-phase removal (SPEC §3): on every member object of a draining group, the label a
+# gateway selects on, and when the drain began (RFC 3339); the gateway's acknowledgement
+# ("drained", value "true") on any member ends the drain early.
+DRAINING = f"{PREFIX}/draining"
+DRAIN_STARTED = f"{PREFIX}/drain-started"
+DRAINED = f"{PREFIX}/drained"
+TRUE = "true"
+
 SEED_INDEX = 1
 
 

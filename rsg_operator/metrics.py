@@ -44,7 +44,7 @@ SCALE_EVENTS = Counter(
 )
 GROUPS = Gauge(
     "rsg_groups",
-    "Groups of a GroupReplication RSG, by state: current (exist) and ready",
+    "Groups of a GroupReplication RSG, by state: current (serving), ready and draining",
     ["namespace", "name", "state"],
     registry=REGISTRY,
 )
@@ -64,7 +64,15 @@ LEADER = Gauge(
 )
 
 SCALE_REASONS = frozenset(
-    {"Scaled", "GroupCreated", "GroupCompleted", "GroupRemoved", "GroupUpdated"}
+    {
+        "Scaled",
+        "GroupCreated",
+        "GroupCompleted",
+        "GroupRemoved",
+        "GroupUpdated",
+        "GroupDraining",
+        "GroupRevived",
+    }
 )
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -79,6 +87,6 @@ def resource_of(path: str) -> str:
 
 
 def forget_rsg(namespace: str, name: str) -> None:
-    for state in ("current", "ready"):
+    for state in ("current", "ready", "draining"):
         with contextlib.suppress(KeyError):  # never set: not a GroupReplication RSG
             GROUPS.remove(namespace, name, state)

@@ -172,7 +172,7 @@ class Controller:
         logger = RsgLogger(log, {"rsg": f"{key[0]}/{key[1]}"})
         began = time.perf_counter()
         try:
-            await self.reconcile(body, logger)
+            again = await self.reconcile(body, logger)
         except Conflict as error:
             metrics.RECONCILES.labels("conflict").inc()
             # Something changed what we read (our cache was a moment behind): no failure,
@@ -204,14 +204,17 @@ class Controller:
         if key in self.rsgs:
             period = self.settings.resync_seconds
             self.queue.add_after(key, period * random.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER))
+            if again is not None:  # e.g. a drain's deadline: the earliest schedule wins
+                self.queue.add_after(key, again)
 
-    async def reconcile(self, body: Object, logger: RsgLogger) -> None:
-        """Reconcile the RSG in `body` (as last seen)."""
+    async def reconcile(self, body: Object, logger: RsgLogger) -> float | None:
+        """Reconcile the RSG in `body` (as last seen); returns in how many seconds it
+        must be reconciled again at the latest, if a deadline falls before the resync."""
         key = rsg_key(body)
         namespace, name = key
         if body["metadata"].get("deletionTimestamp"):
             await self._finalize(body, logger)
-            return
+            return None
         try:
             api.check_name(name)
             spec: api.RSGSpec | None = api.parse_spec(body.get("spec"))
@@ -236,6 +239,9 @@ class Controller:
                 count = result.fields.get(field)
                 if count is not None:
                     metrics.GROUPS.labels(namespace, name, state).set(count)
+            if result.fields.get("groups") is not None:
+                draining = [g for g in result.fields["groups"] if g.get("phase") == "Draining"]
+                metrics.GROUPS.labels(namespace, name, "draining").set(len(draining))
         for reason, message in result.events:
             if reason in metrics.SCALE_REASONS:
                 metrics.SCALE_EVENTS.labels(reason).inc()
@@ -250,6 +256,7 @@ class Controller:
             len(result.problems),
             "patched" if written else "unchanged",
         )
+        return result.requeue_after
 
     async def _dispatch(
         self, body: Object, spec: api.RSGSpec, objects: dict[str, Object]

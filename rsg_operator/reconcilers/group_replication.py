@@ -17,15 +17,17 @@ decide (planner.decide, pure) and carries the decision out:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rsg_operator import api, clone, labels, planner
 from rsg_operator.cluster import Cluster
 from rsg_operator.informers import Selection
-from rsg_operator.kube import AlreadyExists
+from rsg_operator.kube import AlreadyExists, Conflict
 from rsg_operator.members import entry, member_ready, pod_selector
 from rsg_operator.planner import SeedAction
 from rsg_operator.reconcilers.report import Report
@@ -34,7 +36,11 @@ from rsg_operator.status import Healthy, Problem, Reason
 # Writes status fields at once (before the writes they make durable).
 Checkpoint = Callable[[dict[str, Any]], Awaitable[None]]
 Members = dict[str, dict[str, Any]]  # target id -> object
-DELETING = "Deleting"
+# Phases of status.groups[] (SPEC §3). SERVING stands for Creating or Ready, which the
+# members' readiness decides.
+CREATING, READY, DRAINING, DELETING, SERVING = "Creating", "Ready", "Draining", "Deleting", ""
+# A drain's deadline is acted on this long after it, so that the clock has passed it.
+DEADLINE_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ async def reconcile(
         if g.get("phase") == DELETING
     }
     foreign = await _foreign_names(cluster, spec, rsg, prefix, found.clones, strategy)
+    now = time.time()
+    members_of = {labels.SEED_INDEX: seed, **found.clones}
     decision = planner.decide(
         planner.Observed(
             targets=tuple(t.id for t in spec.targets),
@@ -109,11 +117,19 @@ async def reconcile(
             created={i: _created(members) for i, members in found.clones.items()},
             deleting=frozenset(deleting),
             taken=lambda index, tid: (index, tid) in foreign,
+            draining={
+                i: drain
+                for i, members in members_of.items()
+                if (drain := _drain_of(members, now)) is not None
+            },
+            going={i: frozenset(members) for i, members in found.going.items()},
         ),
         strategy.replicas,
         prefix,
         strategy.scale_down.policy,
         strategy.scale_down.candidates,
+        strategy.scale_down.drain_timeout_seconds,
+        now,
     )
 
     seed = {tid: await _label_seed(cluster, obj, rsg, prefix) for tid, obj in seed.items()}
@@ -135,7 +151,13 @@ async def reconcile(
         removing.add(labels.SEED_INDEX)
     kinds = list(dict.fromkeys([*found.kinds, *spec_kinds(spec)]))
     intent = {
-        "groups": _groups_status(spec, prefix, groups, removing, set(decision.existing)),
+        "groups": _groups_status(
+            spec,
+            prefix,
+            {**found.going, **groups},
+            _phases(decision, removing, found.going),
+            decision.draining,
+        ),
         "cloneKinds": [k.record() for k in kinds],
     }
     # Also when a recorded removal is over: its index must not look reserved, nor its new
@@ -143,20 +165,53 @@ async def reconcile(
     if (removing != deleting or kinds != recorded_kinds(stored)) and _changed(stored, intent):
         await checkpoint(intent)
 
-    if decision.remove:  # said when the list is used, not on every resync
+    if decision.remove or decision.drain:  # said when the list is used, not on every resync
         for candidate in decision.ignored_candidates:
             result.warnings.append(
                 ("CandidateIgnored", f"scale-down candidate {candidate} is not an existing group")
             )
+    for index in decision.revive:
+        groups[index] = await _mark(cluster, groups[index], None)
+        result.events.append(
+            (
+                "GroupRevived",
+                f"{labels.group_id(prefix, index)} serves again: it was draining and is wanted "
+                "back (no new group made)",
+            )
+        )
+    for index in decision.drain:
+        groups[index] = await _mark(cluster, groups[index], now, fresh=True)
+        deadline = _rfc3339(decision.draining[index])
+        result.events.append(
+            (
+                "GroupDraining",
+                f"draining {labels.group_id(prefix, index)}: removed when a member is annotated "
+                f"{labels.DRAINED}={labels.TRUE}, or at {deadline}",
+            )
+        )
+    for index in sorted(set(decision.draining) - set(decision.drain)):
+        # A drain a crash interrupted between members: the rest get the label too.
+        drain = _drain_of(groups[index], now)
+        assert drain is not None  # the planner saw it draining
+        groups[index] = await _mark(cluster, groups[index], drain.started)
     for index in (*decision.finish_deleting, *decision.remove):
         if index == labels.SEED_INDEX:
             seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
+            groups[index] = seed
         else:
-            # A group goes as one: its members are deleted together, not one by one.
-            await asyncio.gather(*(cluster.delete(obj) for obj in groups[index].values()))
-        groups.pop(index, None)
-        finished = "finished removing" if index in decision.finish_deleting else "removed"
-        result.events.append(("GroupRemoved", f"{finished} {labels.group_id(prefix, index)}"))
+            # A group goes as one: its members are deleted together, not one by one, each
+            # after its pods (foreground), so the group is Deleting until they are gone.
+            await asyncio.gather(
+                *(cluster.delete(obj, foreground=True) for obj in groups[index].values())
+            )
+            found.going[index] = groups.pop(index)
+        if index in decision.finish_deleting:
+            why = "finished removing"
+        elif index in decision.remove and strategy.scale_down.drain_timeout_seconds:
+            why = "drained, removing"
+        else:
+            why = "removed"
+        result.events.append(("GroupRemoved", f"{why} {labels.group_id(prefix, index)}"))
     if decision.seed is SeedAction.FINISH_REMOVAL:
         seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
         result.events.append(("GroupRemoved", f"finished removing {_seed_id(prefix)}"))
@@ -196,16 +251,27 @@ async def reconcile(
 
     live = {i: groups[i] for i in decision.existing if i in groups}
     rollout = await _roll_out(cluster, seed, rsg, prefix, live, result)
+    reported = {**found.going, **groups}
+    phases = _phases(decision, set(), found.going)
+    if labels.SEED_INDEX not in live and _still_running(seed):
+        phases[labels.SEED_INDEX] = DELETING  # scaled to 0, its pods are going away
     result.fields = {
-        **_status(spec, prefix, seed, live),
+        **_status(spec, prefix, seed, reported, phases, decision.draining),
         "cloneKinds": [k.record() for k in kinds if k in spec_kinds(spec) or found.held(k)],
     }
     ready = result.fields["readyReplicas"]
-    waiting = [g["id"] for g in result.fields["groups"] if g["phase"] != "Ready"]
+    waiting = [g["id"] for g in result.fields["groups"] if g["phase"] == "Creating"]
     progress = rollout or (f"waiting for {', '.join(waiting)} to become ready" if waiting else None)
+    if decision.draining:
+        first = min(decision.draining.values())
+        ids = ", ".join(labels.group_id(prefix, i) for i in sorted(decision.draining))
+        draining = f"draining {ids} (the first deadline: {_rfc3339(first)})"
+        progress = f"{progress}; {draining}" if progress else draining
+        result.requeue_after = max(first - time.time(), 0.0) + DEADLINE_SLACK
     result.healthy = Healthy(
         "GroupsReconciled",
-        f"{len(live)}/{strategy.replicas} groups exist, {ready} ready",
+        f"{len(live)}/{strategy.replicas} groups serve, {ready} ready"
+        + (f", {len(decision.draining)} draining" if decision.draining else ""),
         progress,
     )
     if decision.blocked:
@@ -283,9 +349,10 @@ async def _roll_out(
 
 
 async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str, name: str) -> None:
-    """On RSG deletion: take this RSG's labels off the seed members (clones are collected
-    by the garbage collector through their ownerReference). Labels another RSG has set
-    since (it took the member over) are left alone."""
+    """On RSG deletion: take this RSG's labels (and a drain's marks) off the seed members;
+    clones are collected by the garbage collector through their ownerReference, at once,
+    drained or not. Labels another RSG has set since (it took the member over) are left
+    alone."""
     for target in spec.targets:
         found = await cluster.get(
             target.api_version, target.kind, target.namespace_or(namespace), target.name
@@ -297,11 +364,17 @@ async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str, name: str
             continue
         drop = {
             key: None
-            for key in (labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX)
+            for key in (labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX, labels.DRAINING)
             if key in present
         }
-        if drop:
-            await cluster.merge_patch(found, {"metadata": {"labels": drop}})
+        notes = {
+            key: None
+            for key in (labels.DRAIN_STARTED, labels.DRAINED)
+            if key in _meta(found, "annotations")
+        }
+        patch = {k: v for k, v in (("labels", drop), ("annotations", notes)) if v}
+        if patch:
+            await cluster.merge_patch(found, {"metadata": patch})
 
 
 # ---------------------------------------------------------------------------- reading
@@ -316,12 +389,15 @@ class Owned:
     strays: list[dict[str, Any]]
     other_prefixes: list[str]
     kinds: list[Kind]  # every kind looked at: the spec's and the recorded ones
+    # Clones being deleted (a deletionTimestamp, their pods going first), by group.
+    going: dict[int, Members] = field(default_factory=dict)
 
     def held(self, kind: Kind) -> bool:
         """Whether any object of `kind` stays ours after this reconcile."""
         return any(
             Kind(obj["apiVersion"], obj["kind"]) == kind
-            for members in self.clones.values()
+            for groups in (self.clones, self.going)
+            for members in groups.values()
             for obj in members.values()
         )
 
@@ -336,7 +412,7 @@ async def _owned(
     for kind in kinds:
         for obj in await cluster.labelled(kind.api_version, kind.kind, rsg.namespace, rsg.name):
             meta = obj["metadata"]
-            if meta.get("deletionTimestamp") or not owned_by(obj, rsg):
+            if not owned_by(obj, rsg):
                 continue
             group = str((meta.get("labels") or {}).get(labels.GROUP_ID, ""))
             index = labels.group_index(prefix, group)
@@ -354,7 +430,10 @@ async def _owned(
                 None,
             )
             if target is None or index is None or index <= labels.SEED_INDEX:
-                found.strays.append(obj)
+                if not meta.get("deletionTimestamp"):
+                    found.strays.append(obj)
+            elif meta.get("deletionTimestamp"):
+                found.going.setdefault(index, {})[target.id] = obj
             else:
                 found.clones.setdefault(index, {})[target.id] = obj
     return found
@@ -444,6 +523,10 @@ async def _create_members(
             held = await cluster.fetch(obj)
             if held is None or not owned_by(held, rsg):
                 raise
+            if held["metadata"].get("deletionTimestamp"):
+                raise Conflict(
+                    f"{obj['kind']} {obj['metadata']['name']} is still being deleted", 409
+                ) from None
             members[target.id] = held
 
 
@@ -466,6 +549,14 @@ async def _scale_seed_down(cluster: Cluster, obj: dict[str, Any]) -> dict[str, A
     for pointer, value in counts.items():
         operations.append({"op": "test", "path": pointer, "value": value})
         operations.append({"op": "replace", "path": pointer, "value": 0})
+    # The drain it went through is over: its marks go with it.
+    for key, present in (
+        ("labels", _meta(obj, "labels")),
+        ("annotations", _meta(obj, "annotations")),
+    ):
+        for mark in (labels.DRAINING, labels.DRAIN_STARTED, labels.DRAINED):
+            if mark in present:
+                operations.append({"op": "remove", "path": f"/metadata/{key}/{_escape(mark)}"})
     return await cluster.json_patch(obj, operations)
 
 
@@ -490,48 +581,147 @@ def _escape(key: str) -> str:
 # ---------------------------------------------------------------------------- status
 
 
+def _phases(
+    decision: planner.Decision, removing: set[int], going: Mapping[int, Members]
+) -> dict[int, str]:
+    """The phase of every group status.groups[] lists: serving ones (Creating or Ready),
+    draining ones, and those whose removal is recorded or whose objects are going away."""
+    phases = dict.fromkeys(decision.existing, SERVING)
+    phases.update(dict.fromkeys(decision.draining, DRAINING))
+    phases.update(dict.fromkeys(removing, DELETING))
+    # A group whose objects are all going away (one member being replaced does not make
+    # a serving group Deleting).
+    phases.update((i, DELETING) for i in going if i not in phases)
+    return phases
+
+
 def _groups_status(
     spec: api.RSGSpec,
     prefix: str,
-    groups: dict[int, Members],
-    removing: set[int],
-    existing: set[int],
+    groups: Mapping[int, Members],
+    phases: Mapping[int, str],
+    deadlines: Mapping[int, float],
 ) -> list[dict[str, Any]]:
-    """status.groups[]: the groups that exist and those being removed (phase Deleting)."""
+    """status.groups[], by index: each group `phases` names, a draining one with its
+    deadline."""
     reported = []
     for index, members in sorted(groups.items()):
-        if index not in existing and index not in removing:
+        phase = phases.get(index)
+        if phase is None:
             continue
         entries = [entry(members[t.id]) for t in spec.targets if t.id in members]
-        if index in removing:
-            phase = DELETING
-        elif _group_ready(members) and len(entries) == len(spec.targets):
-            phase = "Ready"
-        else:
-            phase = "Creating"
-        reported.append(
-            {
-                "id": labels.group_id(prefix, index),
-                "index": index,
-                "phase": phase,
-                "creationTime": _created(members),
-                "members": entries,
-            }
-        )
+        if index == labels.SEED_INDEX:
+            for member in entries:
+                if "podSelector" in member:  # the seed's own pods, not its clones'
+                    member["podSelector"] += f",!{labels.GROUP_ID}"
+        if phase == SERVING:
+            whole = _group_ready(members) and len(entries) == len(spec.targets)
+            phase = READY if whole else CREATING
+        group = {
+            "id": labels.group_id(prefix, index),
+            "index": index,
+            "phase": phase,
+            "creationTime": _created(members),
+            "members": entries,
+        }
+        if phase == DRAINING:
+            group["drainDeadline"] = _rfc3339(deadlines[index])
+        reported.append(group)
     return reported
 
 
 def _status(
-    spec: api.RSGSpec, prefix: str, seed: Members, groups: dict[int, Members]
+    spec: api.RSGSpec,
+    prefix: str,
+    seed: Members,
+    groups: Mapping[int, Members],
+    phases: Mapping[int, str],
+    deadlines: Mapping[int, float],
 ) -> dict[str, Any]:
-    reported = _groups_status(spec, prefix, groups, set(), set(groups))
+    """currentReplicas counts the serving groups only: a draining group is on its way out
+    (docs/design.md, "Draining and the HPA")."""
+    reported = _groups_status(spec, prefix, groups, phases, deadlines)
     first = seed[spec.targets[0].id]
     return {
-        "currentReplicas": len(reported),
-        "readyReplicas": sum(1 for g in reported if g["phase"] == "Ready"),
+        "currentReplicas": sum(1 for g in reported if g["phase"] in (CREATING, READY)),
+        "readyReplicas": sum(1 for g in reported if g["phase"] == READY),
         "labelSelector": pod_selector(first) or "",
         "groups": reported,
     }
+
+
+# ---------------------------------------------------------------------------- draining
+
+
+def _drain_of(members: Members, now: float) -> planner.Drain | None:
+    """The group's drain, if any member carries the draining label: it began at the
+    earliest start its members record (now, if none is readable), and is acknowledged
+    when any member is annotated drained."""
+    marked = [obj for obj in members.values() if _meta(obj, "labels").get(labels.DRAINING)]
+    if not marked:
+        return None
+    starts = [_parse_time(_meta(obj, "annotations").get(labels.DRAIN_STARTED)) for obj in marked]
+    known = [t for t in starts if t is not None]
+    acknowledged = any(
+        _meta(obj, "annotations").get(labels.DRAINED) == labels.TRUE for obj in members.values()
+    )
+    return planner.Drain(min(known) if known else now, acknowledged)
+
+
+async def _mark(
+    cluster: Cluster, members: Members, started: float | None, fresh: bool = False
+) -> Members:
+    """Put a group's members into its drain (`started`), or take them out of it (None).
+
+    Metadata only, never a pod template: no pod restarts. A `fresh` drain also drops an
+    acknowledgement left from before it began; a drain being completed keeps one."""
+    marked: Members = {}
+    for tid, obj in members.items():
+        present_labels, present = _meta(obj, "labels"), _meta(obj, "annotations")
+        if started is None:
+            wanted_labels: dict[str, str | None] = {labels.DRAINING: None}
+            wanted: dict[str, str | None] = {labels.DRAIN_STARTED: None, labels.DRAINED: None}
+        else:
+            wanted_labels = {labels.DRAINING: labels.TRUE}
+            wanted = {labels.DRAIN_STARTED: present.get(labels.DRAIN_STARTED) or _rfc3339(started)}
+            if fresh:
+                wanted |= {labels.DRAIN_STARTED: _rfc3339(started), labels.DRAINED: None}
+        patch = {
+            "labels": {k: v for k, v in wanted_labels.items() if present_labels.get(k) != v},
+            "annotations": {k: v for k, v in wanted.items() if present.get(k) != v},
+        }
+        patch = {k: v for k, v in patch.items() if v}
+        marked[tid] = await cluster.merge_patch(obj, {"metadata": patch}) if patch else obj
+    return marked
+
+
+def _still_running(seed: Members) -> bool:
+    """A seed group scaled to 0 whose members still count pods (they are terminating)."""
+    return any(
+        _at_zero(obj)
+        and any(
+            int((obj.get("status") or {}).get(k) or 0) for k in ("replicas", "terminatingReplicas")
+        )
+        for obj in seed.values()
+    )
+
+
+def _meta(obj: dict[str, Any], key: str) -> dict[str, str]:
+    return dict(obj["metadata"].get(key) or {})
+
+
+def _rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _group_ready(members: Members) -> bool:

@@ -19,3 +19,4 @@ class Report:
     events: list[tuple[str, str]] = field(default_factory=list)  # Normal (reason, message)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # Warning (reason, message)
     watch: list[Selection] = field(default_factory=list)  # more objects whose change matters
+    requeue_after: float | None = None  # reconcile again then at the latest (a drain's deadline)

@@ -168,6 +168,21 @@ def test_the_template_hash_changes_with_the_seed_and_only_then() -> None:
     assert outdated(first, clone(seed, OWNER, "unit", 2))
 
 
+def test_a_draining_seed_lends_its_clones_none_of_its_drain() -> None:
+    """The seed group's drain is its own: clones made meanwhile do not start draining,
+    and existing clones are not seen as outdated (no rollout)."""
+    seed = deployment()
+    before = clone(seed, OWNER, "unit", 2)
+    seed["metadata"]["labels"]["resourcescalinggroup.com/draining"] = "true"
+    seed["metadata"]["annotations"] |= {
+        "resourcescalinggroup.com/drain-started": "2026-11-28T10:00:00.000Z",
+        "resourcescalinggroup.com/drained": "true",
+    }
+    during = clone(seed, OWNER, "unit", 2)
+    assert during == before
+    assert not outdated(before, during)
+
+
 def test_an_update_keeps_what_the_server_allocated() -> None:
     service = {
         "apiVersion": "v1",
