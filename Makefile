@@ -57,8 +57,8 @@ test: lint
 	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" RSG_HELM="$(HELM)" $(BIN)/pytest tests
 
 lint: install
-	$(BIN)/ruff check rsg_operator tests bench
-	$(BIN)/ruff format --check rsg_operator tests bench
+	$(BIN)/ruff check rsg_operator tests bench examples
+	$(BIN)/ruff format --check rsg_operator tests bench examples
 	$(BIN)/mypy rsg_operator
 	$(BIN)/lint-imports
 
