@@ -15,7 +15,12 @@ here), `lookalike` (carrying RSG's labels for group unit-05, copied, with no own
 
 and two reversals: a removal or a restore of the seed group, crashed and then reversed by
 the user while the operator is down (the restarted operator must not finish the first
-only to undo it).
+only to undo it). With `drainTimeoutSeconds` (DRAIN_SECONDS):
+
+- drain:   2 -> 1 groups: unit-02 drains, then goes at its deadline (no acknowledgement)
+- up:      1 -> 2 groups, with the drain timeout set
+- drain, then up: a drain crashed, then the user scales back to 2 while the operator is
+           down: a group still draining must come back, not be deleted and made again
 
 Each trial: the operator is stopped; the RSG's spec is changed; an operator started
 with RSG_CRASH_AFTER_WRITES=N (N drawn uniformly below the writes the operation took
@@ -30,13 +35,17 @@ bench checks, from its own watch of the namespace and the state once converged:
 - no orphan: every clone has the RSG as controller and belongs to a planned group;
 - nothing outside the plan: no object was created that the plan does not hold (after a
   scale-down, nothing was created at all: a group being removed is never re-completed);
-- no foreign object touched: the other apps' Deployments keep their resourceVersion.
+- no foreign object touched: the other apps' Deployments keep their resourceVersion;
+- drains: no member of a draining group deleted before its deadline, one drain start
+  per drain whatever the crash (a restarted operator keeps the deadline), and a revived
+  group's members never deleted.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import itertools
 import json
 import random
@@ -63,6 +72,9 @@ NAME_LABEL = "resourcescalinggroup.com/name"
 GROUP_ID = "resourcescalinggroup.com/group-id"
 GROUP_INDEX = "resourcescalinggroup.com/group-index"
 SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
+DRAIN_STARTED = "resourcescalinggroup.com/drain-started"
+DRAINING = "resourcescalinggroup.com/draining"
+DRAIN_SECONDS = 4
 SEED = {"prefill": 2, "decode": 3}
 REVISION = "deployment.kubernetes.io/revision"
 CONVERGE_SECONDS = 30.0
@@ -98,6 +110,7 @@ class Scenario:
     groups: int  # desired groups
     candidates: tuple[str, ...]
     expected: tuple[str, ...]  # group ids once converged
+    drain: int = 0  # drainTimeoutSeconds
 
     def clones(self) -> set[str]:
         return {f"{g}-{t}" for g in self.expected if g != "unit-01" for t in SEED}
@@ -107,6 +120,8 @@ OUT = Scenario("out", 20, (), tuple(f"unit-{i:02d}" for i in range(1, 21)))
 DOWN = Scenario("down", 1, (), ("unit-01",))
 REMOVE = Scenario("remove", 1, ("unit-01",), ("unit-02",))
 RESTORE = Scenario("restore", 2, (), ("unit-01", "unit-02"))
+DRAIN = Scenario("drain", 1, (), ("unit-01",), DRAIN_SECONDS)
+UP = Scenario("up", 2, (), ("unit-01", "unit-02"), DRAIN_SECONDS)
 
 
 @dataclass
@@ -133,6 +148,8 @@ class Added:
         self.added: list[str] = []
         self.touched: list[str] = []
         self.seed: dict[str, list[int]] = {}
+        self.drain_starts: set[str] = set()  # drain-started values seen on clones
+        self.deleted: dict[str, float] = {}  # clone -> when first seen deleted (epoch)
         self.broken: Exception | None = None
         self._watch = watch.Watch()
         version = self._now()
@@ -156,6 +173,12 @@ class Added:
                 return
             if name in SEED:
                 self.seed.setdefault(name, []).append(obj["spec"]["replicas"])
+            started = (obj["metadata"].get("annotations") or {}).get(DRAIN_STARTED)
+            if started and name not in SEED:
+                self.drain_starts.add(started)
+            gone = event["type"] == "DELETED" or obj["metadata"].get("deletionTimestamp")
+            if gone and name not in SEED and name not in self.foreign and name not in self.deleted:
+                self.deleted[name] = time.time()
             if event["type"] == "ADDED":
                 self.added.append(name)
             elif name in self.foreign and (
@@ -172,12 +195,18 @@ class Added:
         with self.lock:
             self.since = version
             self.added, self.touched, self.seed = [], [], {}
+            self.drain_starts, self.deleted = set(), {}
 
     def since_reset(self) -> tuple[list[str], list[str], dict[str, list[int]]]:
         if self.broken is not None:
             raise RuntimeError(f"the bench's watch broke: {self.broken!r}")
         with self.lock:
             return list(self.added), list(self.touched), dict(self.seed)
+
+    def drains(self) -> tuple[set[str], dict[str, float]]:
+        """Drain starts seen on clones, and when each clone was first seen deleted."""
+        with self.lock:
+            return set(self.drain_starts), dict(self.deleted)
 
 
 class Bench:
@@ -226,10 +255,12 @@ class Bench:
         degraded = conditions.get("Degraded", {}).get("status") == "True"
         if degraded or not reconciled(obj, s.groups):
             return False
-        ids = [g["id"] for g in obj["status"].get("groups") or []]
+        groups = obj["status"].get("groups") or []
+        ids = [g["id"] for g in groups]
         names = set(self.deployments())
         return (
             sorted(ids) == sorted(s.expected)
+            and all(g["phase"] in ("Creating", "Ready") for g in groups)
             and names == set(SEED) | set(self.foreign) | s.clones()
             and self.seed_as_planned(s)
         )
@@ -248,7 +279,10 @@ class Bench:
     # ------------------------------------------------------------------ acting
 
     def change(self, s: Scenario) -> None:
-        config = {"replicas": s.groups, "scaleDown": {"candidates": list(s.candidates)}}
+        config = {
+            "replicas": s.groups,
+            "scaleDown": {"candidates": list(s.candidates), "drainTimeoutSeconds": s.drain},
+        }
         body = {"spec": {"scalingStrategy": {"groupConfig": config}}}
         self.w.custom.patch_namespaced_custom_object(
             *RSG_PLURAL, self.w.namespace, "resourcescalinggroups", "pool", body
@@ -277,6 +311,7 @@ class Bench:
         self.op.process = None
         at_crash = self.half_done()
         clones_at_crash = len(set(self.deployments()) - set(SEED) - set(self.foreign))
+        draining = "drain under way" in at_crash
         final = s
         if then is not None:
             final = then
@@ -290,7 +325,7 @@ class Bench:
             self.op.stop()
         name = s.name if then is None else f"{s.name}, then {then.name}"
         trial = Trial(name, n + 1, crashed, at_crash, clones_at_crash, converged)
-        trial.violations = self.violations(final, converged)
+        trial.violations = self.violations(final, converged, revived=draining and then is not None)
         return trial
 
     def _died(self, process: subprocess.Popen[bytes], s: Scenario) -> bool:
@@ -333,9 +368,20 @@ class Bench:
         at_zero = [n for n in SEED if self.deployment(n)["spec"]["replicas"] == 0]
         if 0 < len(at_zero) < len(SEED):
             found.append("seed group half at 0")
+        marked = [
+            d
+            for name, d in self.deployments().items()
+            if name not in SEED and DRAINING in (d["metadata"].get("labels") or {})
+        ]
+        if marked:
+            found.append("drain under way")
+            if len(marked) < len(SEED):
+                found.append("drain half marked")
         return found
 
-    def violations(self, s: Scenario, converged: float | None) -> list[str]:
+    def violations(self, s: Scenario, converged: float | None, revived: bool = False) -> list[str]:
+        """What went wrong; `revived`: a group was draining when the operator died, and
+        the user asked for it back (it must be revived, never deleted)."""
         found: list[str] = []
         if converged is None:
             found.append(f"not converged within {CONVERGE_SECONDS:.0f}s")
@@ -374,10 +420,24 @@ class Bench:
         for name, before in self.foreign.items():
             if fingerprint(objects[name]) != before:
                 found.append(f"foreign object changed: {name}")
+        starts, deleted = self.watch.drains()
+        if len(starts) > 1:
+            found.append(f"one drain, several starts (a deadline moved): {sorted(starts)}")
+        for name, when in deleted.items():
+            if revived:
+                found.append(f"{name} deleted although its group was wanted back while draining")
+            for start in starts:
+                early = epoch(start) + s.drain - when
+                if early > 0:
+                    found.append(f"{name} deleted {early:.1f} s before its drain's deadline")
         return found
 
 
 # ---------------------------------------------------------------------------- report
+
+
+def epoch(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def report(trials: list[Trial], writes: dict[str, int], seed: int) -> None:
@@ -415,11 +475,14 @@ def main() -> None:
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
-    # Three tenths each to 1 -> 20 and 20 -> 1; the rest to the seed group, in rounds of
-    # four: its removal, a restore reversed into a removal, its restore, a removal
-    # reversed into a restore. Each trial ends where the next begins.
-    pairs = round(args.trials * 0.3)
-    seed_rounds = (args.trials - 2 * pairs) // 4
+    # A quarter each to 1 -> 20 and 20 -> 1; a fifth to drains, in rounds of three: a
+    # drain, a scale-out with the drain set, a drain reversed into a scale-out; the rest
+    # to the seed group, in rounds of four: its removal, a restore reversed into a
+    # removal, its restore, a removal reversed into a restore. Each trial ends where the
+    # next begins.
+    pairs = round(args.trials * 0.25)
+    drain_rounds = round(args.trials * 0.2 / 3)
+    seed_rounds = (args.trials - 2 * pairs - 3 * drain_rounds) // 4
     trials: list[Trial] = []
     with world(resync_seconds=3600) as (w, op):
         bench = Bench(w, op, rng)
@@ -442,6 +505,12 @@ def main() -> None:
             run(RESTORE, then=REMOVE)
             run(RESTORE)
             run(REMOVE, then=RESTORE)
+        if drain_rounds:  # from 2 groups (the seed rounds end there)
+            writes.update({s.name: bench.run_clean(s) for s in (DRAIN, UP)})
+        for _ in range(drain_rounds):
+            run(DRAIN)
+            run(UP)
+            run(DRAIN, then=UP)
     report(trials, writes, seed)
 
 
