@@ -194,6 +194,7 @@ async def reconcile(
         drain = _drain_of(groups[index], now)
         assert drain is not None  # the planner saw it draining
         groups[index] = await _mark(cluster, groups[index], drain.started)
+    ended = {i: _drain_of(groups[i], now) for i in decision.remove if i in groups}
     for index in (*decision.finish_deleting, *decision.remove):
         if index == labels.SEED_INDEX:
             seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
@@ -205,13 +206,17 @@ async def reconcile(
                 *(cluster.delete(obj, foreground=True) for obj in groups[index].values())
             )
             found.going[index] = groups.pop(index)
+        group_id = labels.group_id(prefix, index)
+        drain = ended.get(index)
         if index in decision.finish_deleting:
-            why = "finished removing"
-        elif index in decision.remove and strategy.scale_down.drain_timeout_seconds:
-            why = "drained, removing"
+            said = f"finished removing {group_id}"
+        elif drain is None:
+            said = f"removed {group_id}"
+        elif drain.acknowledged:
+            said = f"removed {group_id}: its drain was acknowledged"
         else:
-            why = "removed"
-        result.events.append(("GroupRemoved", f"{why} {labels.group_id(prefix, index)}"))
+            said = f"removed {group_id}: its drain deadline passed"
+        result.events.append(("GroupRemoved", said))
     if decision.seed is SeedAction.FINISH_REMOVAL:
         seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
         result.events.append(("GroupRemoved", f"finished removing {_seed_id(prefix)}"))
@@ -657,7 +662,9 @@ def _drain_of(members: Members, now: float) -> planner.Drain | None:
     """The group's drain, if any member carries the draining label: it began at the
     earliest start its members record (now, if none is readable), and is acknowledged
     when any member is annotated drained."""
-    marked = [obj for obj in members.values() if _meta(obj, "labels").get(labels.DRAINING)]
+    marked = [
+        obj for obj in members.values() if _meta(obj, "labels").get(labels.DRAINING) == labels.TRUE
+    ]
     if not marked:
         return None
     starts = [_parse_time(_meta(obj, "annotations").get(labels.DRAIN_STARTED)) for obj in marked]

@@ -135,7 +135,8 @@ def test_a_drained_group_goes_at_the_gateways_acknowledgement(
         what="unit-03 gone",
     )
     assert kubectl.get("deployment", "unit-03-decode", namespace) is None
-    assert "drained, removing unit-03" in kubectl.events(namespace, "reason=GroupRemoved")
+    removed = kubectl.events(namespace, "reason=GroupRemoved")
+    assert "removed unit-03: its drain was acknowledged" in removed
 
 
 def test_a_drain_without_acknowledgement_ends_at_its_deadline(
@@ -150,6 +151,8 @@ def test_a_drain_without_acknowledgement_ends_at_its_deadline(
     )
     assert time.time() >= deadline  # not before its deadline
     assert kubectl.get("deployment", "unit-02-prefill", namespace) is None
+    removed = kubectl.events(namespace, "reason=GroupRemoved")
+    assert "removed unit-02: its drain deadline passed" in removed
 
 
 def test_a_group_wanted_back_while_it_drains_is_revived(
@@ -232,7 +235,7 @@ def test_an_operator_killed_mid_drain_keeps_the_original_deadline(
     )
     gone = time.time()
     assert epoch(deadline) <= gone < restarted + timeout  # the old deadline, not a new one
-    assert "GroupRemoved: drained, removing unit-02" in operator.log_text()
+    assert "GroupRemoved: removed unit-02: its drain deadline passed" in operator.log_text()
 
 
 def hpa(name: str, low: int, high: int) -> dict[str, Any]:
