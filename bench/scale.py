@@ -22,7 +22,7 @@ For each size N, on a fresh control plane:
 - a restart of the operator in front of the N RSGs: time until every RSG was reconciled
   again, and the operator's requests and writes, and any 429, meanwhile.
 Then 0 -> 100 groups -> 0 on one RSG, beside a plain client creating and deleting the
-same objects one by one.
+same objects one by one (in the foreground, as the operator deletes clones).
 """
 
 from __future__ import annotations
@@ -304,7 +304,8 @@ def run_groups_up_and_down(count: int = 100) -> dict[str, float]:
         times["plain up"] = time.perf_counter() - began
         began = time.perf_counter()
         for name in sorted(names):
-            w.apps.delete_namespaced_deployment(name, NS, propagation_policy="Background")
+            # The deletion the operator makes: a Deployment is gone once its ReplicaSets are.
+            w.apps.delete_namespaced_deployment(name, NS, propagation_policy="Foreground")
         seen.wait("plain deletes", lambda: names <= seen.deleted, 600)
         times["plain down"] = time.perf_counter() - began
         seen.stop()

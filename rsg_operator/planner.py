@@ -162,8 +162,10 @@ def decide(
 ) -> Decision:
     """Whole groups, through crashes, drains and other apps' objects (SPEC §3).
 
-    - A group whose removal was recorded is finished, never completed; its index is
-      not reused until it is gone (nor while its objects are being deleted). The seed
+    - A group whose removal was recorded and has begun is finished, never completed;
+      its index is not reused until it is gone (nor while its objects are being
+      deleted). One whose removal has not begun (a crash right after the record) is
+      whole, and judged afresh: a group wanted back meanwhile is kept. The seed
       group likewise: members at 0 beside members not at 0 finish the removal if it was
       recorded, else the restore. No member goes down only to come up again, or up only
       to go down: a half-restored seed that the planner removes now is not restored
@@ -191,11 +193,19 @@ def decide(
     if seed_exists:
         group = Group(labels.SEED_INDEX, observed.seed_created)
         (draining if labels.SEED_INDEX in observed.draining else existing)[group.index] = group
-    finishing = tuple(sorted(i for i in observed.clones if i in observed.deleting))
+    # A recorded removal that has not begun (every member there, none being deleted)
+    # left nothing half-done: the group is judged afresh, as if never recorded.
+    finishing = tuple(
+        sorted(
+            i
+            for i, present in observed.clones.items()
+            if i in observed.deleting and (present != targets or i in observed.going)
+        )
+    )
     complete: dict[int, tuple[str, ...]] = {}
     blocked: dict[int, tuple[str, ...]] = {}
     for index, present in sorted(observed.clones.items()):
-        if index in observed.deleting:
+        if index in finishing:
             continue
         if index in observed.draining:  # going away: neither completed nor blocked
             draining[index] = Group(index, observed.created[index])

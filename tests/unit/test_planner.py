@@ -142,6 +142,25 @@ def test_a_recorded_removal_is_finished_never_completed() -> None:
     assert decision.existing == (1, 2)
 
 
+def test_a_recorded_removal_that_has_not_begun_is_judged_afresh() -> None:
+    # The operator died right after recording unit-03's removal: nothing was deleted.
+    recorded = observed({2: WHOLE, 3: WHOLE}, deleting=frozenset({3}))
+    assert decide(recorded, 2, P).remove == (3,)  # still a victim: removed
+    kept = decide(recorded, 3, P)  # wanted back meanwhile: kept, whole, nothing made
+    assert (kept.remove, kept.add, kept.finish_deleting, kept.existing) == ((), (), (), (1, 2, 3))
+    # A drained group whose removal was recorded is revived the same way.
+    drained = observed(
+        {2: WHOLE}, deleting=frozenset({2}), draining={2: Drain(T0 - 60, acknowledged=True)}
+    )
+    back = decide(drained, 2, P, drain_timeout=60, now=T0)
+    assert (back.revive, back.remove) == ((2,), ())
+    # Once one member is being deleted, it has begun: finished.
+    begun = observed(
+        {2: frozenset({"prefill"})}, deleting=frozenset({2}), going={2: frozenset({"decode"})}
+    )
+    assert decide(begun, 2, P).finish_deleting == (2,)
+
+
 def test_an_index_being_removed_is_not_reused_until_it_is_gone() -> None:
     decision = decide(observed({3: frozenset({"decode"})}, deleting=frozenset({3})), 3, P)
     assert decision.add == (2, 4)
