@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rsg_operator import labels, metrics
+from rsg_operator import labels, metrics, tasks
 from rsg_operator.kinds import api_group
 from rsg_operator.kube import ApiResource, Gone, Kube, KubeError, Unavailable, UnknownKind
 
@@ -123,11 +123,7 @@ class Informer:
 
     def died(self) -> str | None:
         """Why the informer's task ended although nobody stopped it (None: it runs)."""
-        task = self._task
-        if task is None or not task.done() or task.cancelled():
-            return None
-        error = task.exception()
-        return f"the watch of {self.scope.describe()} ended: {error or 'returned'}"
+        return tasks.ended(self._task, f"the watch of {self.scope.describe()}", "returned")
 
     async def stop(self) -> None:
         if self._task is not None:
