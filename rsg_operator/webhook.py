@@ -50,10 +50,13 @@ async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> web.
         issued = authority.issue(
             names[0] if names else "rsg-operator", names, [h for h in settings.hosts if _is_ip(h)]
         )
-        directory = Path(tempfile.mkdtemp(prefix="rsg-webhook-"))
-        (directory / "tls.crt").write_bytes(issued.cert_pem)
-        (directory / "tls.key").write_bytes(issued.key_pem)
-        context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
+        # ssl loads a chain from files only: they live just long enough for that, so
+        # the private key is not left on disk.
+        with tempfile.TemporaryDirectory(prefix="rsg-webhook-") as made:
+            directory = Path(made)
+            (directory / "tls.crt").write_bytes(issued.cert_pem)
+            (directory / "tls.key").write_bytes(issued.key_pem)
+            context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
         if settings.configuration is not None:
             await _trust(kube, settings.configuration, authority.cert_pem)
     app = web.Application()
