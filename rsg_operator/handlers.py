@@ -48,7 +48,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     probes = serving.Probes(alive=[controller.watches.dead])
     if ours.leader_election:
         config = leader.LeaseConfig(ours.lease_name, ours.lease_namespace)
-        memo.election = election = leader.Election(kube.api_client, config, controller.lead)
+        memo.election = election = leader.Election(kube, config, controller.lead)
         election.start()
         # A standby is alive and ready while its election runs: ready to take over.
         probes.alive.append(election.died)
@@ -66,11 +66,12 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for server in ("http", "webhook"):
         if memo.get(server) is not None:
             await memo[server].cleanup()
-    if memo.get("election") is not None:
-        await memo.election.stop()
     controller: Controller | None = memo.get("controller")
     if controller is not None:
-        await controller.stop()
+        await controller.stop()  # no reconcile runs from here on...
+    if memo.get("election") is not None:
+        await memo.election.stop()  # ...so the Lease can be handed over
+    if controller is not None:
         await controller.kube.close()
 
 

@@ -5,7 +5,10 @@ renewed the Lease for its duration (it died, or lost the API server).
 kubernetes_asyncio's leaderelection module does the election (acquire, renew, the
 timing rules of client-go). Losing the lease ends the process: workers that may have
 acted on stale leadership are not trusted to continue, and the Deployment restarts the
-pod as a standby (client-go's controllers do the same).
+pod as a standby (client-go's controllers do the same). A leader that stops gracefully
+(SIGTERM: a rolling upgrade, a drained node) releases the Lease once its workers have
+stopped, as client-go's ReleaseOnCancel does, so a standby takes over at its next try
+instead of a lease duration later.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
-from rsg_operator import metrics
+from rsg_operator import metrics, tasks
+from rsg_operator.kube import Kube, KubeError
 
 log = logging.getLogger("rsg_operator.leader")
 
@@ -60,13 +63,14 @@ class Election:
     """Run `lead` once this process holds the Lease; end the process if it is lost."""
 
     def __init__(
-        self, api_client: ApiClient, config: LeaseConfig, lead: Callable[[], Awaitable[None]]
+        self, kube: Kube, config: LeaseConfig, lead: Callable[[], Awaitable[None]]
     ) -> None:
         self.identity = identity()
         self.config = config
+        self._kube = kube
         self._lead = lead
         namespace = config.lease_namespace()
-        self._lock = LeaseLock(config.name, namespace, self.identity, api_client)
+        self._lock = LeaseLock(config.name, namespace, self.identity, kube.api_client)
         self._task: asyncio.Task[None] | None = None
         self.leading = False
 
@@ -96,16 +100,43 @@ class Election:
             log.error("leader election failed: %r", task.exception())
 
     async def stop(self) -> None:
+        """Stop campaigning; a leader then releases the Lease. The caller stops the
+        workers first: nothing may reconcile once another replica can lead."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self.leading:
+            await self._release()
+
+    async def _release(self) -> None:
+        """Clear the Lease's holder if it is still this process (guarded by its
+        resourceVersion): a standby's next try acquires it."""
+        self.leading = False
+        metrics.LEADER.set(0)
+        path = (
+            f"/apis/coordination.k8s.io/v1/namespaces/{self._lock.namespace}"
+            f"/leases/{self.config.name}"
+        )
+        try:
+            lease = await self._kube.get(path)
+            spec = (lease or {}).get("spec") or {}
+            if lease is None or spec.get("holderIdentity") != self.identity:
+                return
+            spec.pop("holderIdentity")
+            await self._kube.replace(path, lease)
+        except KubeError as error:
+            log.warning(
+                "could not release Lease %s/%s (a standby takes over when it expires): %s",
+                self._lock.namespace,
+                self.config.name,
+                error,
+            )
+            return
+        log.info("released Lease %s/%s", self._lock.namespace, self.config.name)
 
     def died(self) -> str | None:
         """For the liveness probe: the election loop ended while it should run."""
-        task = self._task
-        if task is None or not task.done() or task.cancelled():
-            return None
-        return f"leader election ended: {task.exception() or 'the lease was lost'}"
+        return tasks.ended(self._task, "leader election", "the lease was lost")
 
     async def _started(self) -> None:
         self.leading = True

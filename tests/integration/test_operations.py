@@ -68,50 +68,87 @@ def alone(operator: Operator) -> Iterator[None]:
         operator.start()
 
 
-def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
+@pytest.fixture
+def pair(
     alone: None, control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str
-) -> None:
+) -> Iterator[tuple[Replica, Replica]]:
+    """Two --leader-elect replicas, (leader, standby), the leader having reconciled an
+    RSG `pool` in which decode follows router (1 -> 2)."""
     kubectl.apply(deployment("router", 1), namespace)
     kubectl.apply(deployment("decode", 0), namespace)
     election = ("--leader-elect", f"--leader-election-namespace={namespace}")
-    pair = [replica(control_plane, f"{namespace}-{i}", *election) for i in (1, 2)]
+    both = [replica(control_plane, f"{namespace}-{i}", *election) for i in (1, 2)]
     try:
-        for process in pair:  # both serving: a standby is ready too
+        for process in both:  # both serving: a standby is ready too
             process.wait_for(lambda p=process: p.get("/readyz")[0] == 200, what="ready")
-        leader = pair[0].wait_for(
-            lambda: next((r for r in pair if r.metric("rsg_leader") == 1), None),
+        leader = both[0].wait_for(
+            lambda: next((r for r in both if r.metric("rsg_leader") == 1), None),
             what="a leader",
         )
-        standby = pair[1] if leader is pair[0] else pair[0]
+        standby = both[1] if leader is both[0] else both[0]
         kubectl.apply(rsg("pool", follow("router", "decode")), namespace)
         leader.wait_for(lambda: replicas(kubectl, "deployment", "decode", namespace) == 2)
-
-        # The standby serves its probes and metrics, and has reconciled nothing.
-        assert standby.metric("rsg_leader") == 0
-        assert standby.metric("rsg_reconciles_total") == 0
-        assert standby.get("/healthz")[0] == 200 and standby.get("/readyz")[0] == 200
-        assert "standby: waiting to acquire Lease" in standby.log_text()
-        assert "leading:" not in standby.log_text()
-        assert leader.metric("rsg_reconciles_total", result="ok") >= 1
-        lease = kubectl.get("lease", "rsg-operator", namespace) or {}
-        assert lease["spec"]["holderIdentity"] in leader.log_text()
-
-        assert leader.process is not None
-        leader.process.kill()  # SIGKILL: no release of the Lease
-        leader.process.wait()
-        killed = time.monotonic()
-        kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
-        standby.wait_for(
-            lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
-            timeout=TAKEOVER_TIMEOUT,
-            what="the standby reconciling the change",
-        )
-        print(f"taken over and reconciled {time.monotonic() - killed:.1f}s after SIGKILL")
-        assert standby.metric("rsg_leader") == 1
-        assert "leading: acquired Lease" in standby.log_text()
+        yield leader, standby
     finally:
-        for process in pair:
+        for process in both:
             process.stop()
+
+
+def holder(kubectl: Kubectl, namespace: str) -> str | None:
+    lease = kubectl.get("lease", "rsg-operator", namespace) or {}
+    return (lease.get("spec") or {}).get("holderIdentity")
+
+
+def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
+    pair: tuple[Replica, Replica], kubectl: Kubectl, namespace: str
+) -> None:
+    leader, standby = pair
+    # The standby serves its probes and metrics, and has reconciled nothing.
+    assert standby.metric("rsg_leader") == 0
+    assert standby.metric("rsg_reconciles_total") == 0
+    assert standby.get("/healthz")[0] == 200 and standby.get("/readyz")[0] == 200
+    assert "standby: waiting to acquire Lease" in standby.log_text()
+    assert "leading:" not in standby.log_text()
+    assert leader.metric("rsg_reconciles_total", result="ok") >= 1
+    assert (holder(kubectl, namespace) or "?") in leader.log_text()
+
+    assert leader.process is not None
+    leader.process.kill()  # SIGKILL: no release of the Lease
+    leader.process.wait()
+    killed = time.monotonic()
+    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
+    standby.wait_for(
+        lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
+        timeout=TAKEOVER_TIMEOUT,
+        what="the standby reconciling the change",
+    )
+    print(f"taken over and reconciled {time.monotonic() - killed:.1f}s after SIGKILL")
+    assert standby.metric("rsg_leader") == 1
+    assert "leading: acquired Lease" in standby.log_text()
+
+
+def test_a_leader_stopped_gracefully_hands_the_lease_over(
+    pair: tuple[Replica, Replica], kubectl: Kubectl, namespace: str
+) -> None:
+    """SIGTERM, as a rolling upgrade sends it: the leader stops its workers, then clears
+    the Lease's holder, so the standby need not wait for the Lease to expire."""
+    leader, standby = pair
+    held_by = holder(kubectl, namespace)
+    assert held_by is not None and held_by in leader.log_text()
+    leader.stop()  # SIGTERM, then waits for the process to exit
+    stopped = time.monotonic()
+    # Not expired yet (15 s): only the release can have taken the old holder off.
+    assert holder(kubectl, namespace) != held_by
+    assert "released Lease" in leader.log_text()
+    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
+    standby.wait_for(
+        lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
+        timeout=TAKEOVER_TIMEOUT,
+        what="the standby reconciling the change",
+    )
+    print(f"taken over and reconciled {time.monotonic() - stopped:.1f}s after SIGTERM")
+    assert (holder(kubectl, namespace) or "?") in standby.log_text()
+    assert standby.metric("rsg_leader") == 1
 
 
 def test_metrics_count_reconciles_writes_and_scale_events(
