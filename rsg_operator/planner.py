@@ -145,6 +145,8 @@ class Decision:
     revive: tuple[int, ...] = ()  # draining groups wanted again: back to serving
     add: tuple[int, ...] = ()  # new groups (the seed: restored)
     blocked: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # names taken
+    # Candidates naming no group at all (serving, draining or going away), when the list
+    # was used to pick new victims: the ones to warn about.
     ignored_candidates: tuple[str, ...] = ()
     existing: tuple[int, ...] = ()  # serving groups once the decision is carried out
     # Groups draining once the decision is carried out -> their deadline (epoch seconds).
@@ -220,6 +222,7 @@ def decide(
             complete[index] = missing
         existing[index] = Group(index, observed.created[index])
     reserved = {*finishing, *draining, *(i for i in observed.going if i not in observed.clones)}
+    known = {*existing, *reserved}  # every group there is, for the candidates' sake
     chosen = plan(existing, desired, prefix, policy, candidates, reserved=reserved)
     candidates = tuple(candidates)
 
@@ -263,7 +266,11 @@ def decide(
         revive=revive,
         add=tuple(add),
         blocked=blocked,
-        ignored_candidates=chosen.ignored_candidates,
+        ignored_candidates=tuple(
+            c
+            for c in chosen.ignored_candidates
+            if chosen.remove and labels.group_index(prefix, c) not in known
+        ),
         existing=tuple(sorted(kept | set(add))),
         draining=still,
     )

@@ -165,11 +165,10 @@ async def reconcile(
     if (removing != deleting or kinds != recorded_kinds(stored)) and _changed(stored, intent):
         await checkpoint(intent)
 
-    if decision.remove or decision.drain:  # said when the list is used, not on every resync
-        for candidate in decision.ignored_candidates:
-            result.warnings.append(
-                ("CandidateIgnored", f"scale-down candidate {candidate} is not an existing group")
-            )
+    for candidate in decision.ignored_candidates:  # only when the list was used
+        result.warnings.append(
+            ("CandidateIgnored", f"scale-down candidate {candidate} is not an existing group")
+        )
     for index in decision.revive:
         groups[index] = await _mark(cluster, groups[index], None)
         result.events.append(

@@ -395,3 +395,5 @@ def test_the_gateway_example_routes_around_a_drain_and_acknowledges_it(
         lambda: list(phases(kubectl, namespace)) == ["unit-01", "unit-03"],
         what="unit-02 removed at the acknowledgement",
     )
+    # Still listed while it drained and went: never reported as a missing candidate.
+    assert "unit-02" not in kubectl.events(namespace, "reason=CandidateIgnored")

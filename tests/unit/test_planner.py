@@ -242,6 +242,17 @@ def test_scale_out_skips_ids_still_listed_as_candidates() -> None:
     assert decision.add == (4,)
 
 
+def test_candidates_are_reported_missing_only_when_used_and_truly_missing() -> None:
+    # unit-02 drains (named earlier); unit-09 names nothing.
+    state = observed({2: WHOLE, 3: WHOLE}, draining={2: Drain(T0)})
+    listed = ["unit-02", "unit-09"]
+    steady = decide(state, 2, P, candidates=listed, drain_timeout=60, now=T0)
+    assert steady.ignored_candidates == ()  # no victim picked: the list was not used
+    down = decide(state, 1, P, candidates=listed, drain_timeout=60, now=T0)
+    assert down.drain == (3,)
+    assert down.ignored_candidates == ("unit-09",)  # unit-02 is a group: it drains
+
+
 def test_a_seed_still_listed_is_not_brought_back() -> None:
     assert decide(observed(at_zero=WHOLE), 1, P, candidates=["unit-01"]).add == (2,)
     # ...nor is its unfinished removal rolled back: it finishes.
