@@ -99,6 +99,17 @@ def holder(kubectl: Kubectl, namespace: str) -> str | None:
     return (lease.get("spec") or {}).get("holderIdentity")
 
 
+def taken_over(standby: Replica, kubectl: Kubectl, namespace: str, how: str, since: float) -> None:
+    """The old leader is gone: a change (router 1 -> 3) is reconciled by the standby."""
+    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
+    standby.wait_for(
+        lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
+        timeout=TAKEOVER_TIMEOUT,
+        what="the standby reconciling the change",
+    )
+    print(f"taken over and reconciled {time.monotonic() - since:.1f}s after {how}")
+
+
 def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
     pair: tuple[Replica, Replica], kubectl: Kubectl, namespace: str
 ) -> None:
@@ -115,14 +126,7 @@ def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
     assert leader.process is not None
     leader.process.kill()  # SIGKILL: no release of the Lease
     leader.process.wait()
-    killed = time.monotonic()
-    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
-    standby.wait_for(
-        lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
-        timeout=TAKEOVER_TIMEOUT,
-        what="the standby reconciling the change",
-    )
-    print(f"taken over and reconciled {time.monotonic() - killed:.1f}s after SIGKILL")
+    taken_over(standby, kubectl, namespace, "SIGKILL", since=time.monotonic())
     assert standby.metric("rsg_leader") == 1
     assert "leading: acquired Lease" in standby.log_text()
 
@@ -140,13 +144,7 @@ def test_a_leader_stopped_gracefully_hands_the_lease_over(
     # Not expired yet (15 s): only the release can have taken the old holder off.
     assert holder(kubectl, namespace) != held_by
     assert "released Lease" in leader.log_text()
-    kubectl.run("scale", "deployment/router", "--replicas=3", "-n", namespace)
-    standby.wait_for(
-        lambda: replicas(kubectl, "deployment", "decode", namespace) == 6,
-        timeout=TAKEOVER_TIMEOUT,
-        what="the standby reconciling the change",
-    )
-    print(f"taken over and reconciled {time.monotonic() - stopped:.1f}s after SIGTERM")
+    taken_over(standby, kubectl, namespace, "SIGTERM", since=stopped)
     assert (holder(kubectl, namespace) or "?") in standby.log_text()
     assert standby.metric("rsg_leader") == 1
 
