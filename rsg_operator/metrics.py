@@ -48,6 +48,13 @@ GROUPS = Gauge(
     ["namespace", "name", "state"],
     registry=REGISTRY,
 )
+DRAINS = Counter(
+    "rsg_drains",
+    "Drains ended, by outcome: acknowledged (by the gateway), deadline (nobody acknowledged "
+    "in time: requests may have been cut), revived (wanted back)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 WATCH_RECONNECTS = Counter(
     "rsg_watch_reconnects",
     "Watches of members lost and reconnected, by resource",

@@ -242,6 +242,8 @@ class Controller:
             if result.fields.get("groups") is not None:
                 draining = [g for g in result.fields["groups"] if g.get("phase") == "Draining"]
                 metrics.GROUPS.labels(namespace, name, "draining").set(len(draining))
+        for outcome in result.drains:
+            metrics.DRAINS.labels(outcome).inc()
         for reason, message in result.events:
             if reason in metrics.SCALE_REASONS:
                 metrics.SCALE_EVENTS.labels(reason).inc()

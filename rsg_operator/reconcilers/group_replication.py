@@ -171,6 +171,7 @@ async def reconcile(
         )
     for index in decision.revive:
         groups[index] = await _mark(cluster, groups[index], None)
+        result.drains.append("revived")
         result.events.append(
             (
                 "GroupRevived",
@@ -213,8 +214,10 @@ async def reconcile(
             said = f"removed {group_id}"
         elif drain.acknowledged:
             said = f"removed {group_id}: its drain was acknowledged"
+            result.drains.append("acknowledged")
         else:
             said = f"removed {group_id}: its drain deadline passed"
+            result.drains.append("deadline")
         result.events.append(("GroupRemoved", said))
     if decision.seed is SeedAction.FINISH_REMOVAL:
         seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}

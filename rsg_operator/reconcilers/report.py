@@ -20,3 +20,4 @@ class Report:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # Warning (reason, message)
     watch: list[Selection] = field(default_factory=list)  # more objects whose change matters
     requeue_after: float | None = None  # reconcile again then at the latest (a drain's deadline)
+    drains: list[str] = field(default_factory=list)  # drains ended: acknowledged, deadline, revived

@@ -15,7 +15,9 @@ from rsg_operator.leader import LeaseConfig
 from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.workloads import deployment, replicas
-from tests.specs import follow, rsg
+from tests.specs import follow, group_spec, rsg, target
+
+DRAINED = "resourcescalinggroup.com/drained"
 
 LEASE = LeaseConfig()
 # A standby takes over at most a lease duration after the leader's last renewal, which
@@ -37,15 +39,15 @@ class Replica(Operator):
         except OSError:
             return 0, ""  # not serving (yet)
 
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of the samples of `name` whose labels include `labels`."""
+    def metric(self, metric: str, /, **labels: str) -> float:
+        """The sum of the samples of `metric` whose labels include `labels`."""
         status, text = self.get("/metrics")
         assert status == 200, f"/metrics answered {status}"
         return sum(
             sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == name and labels.items() <= sample.labels.items()
+            if sample.name == metric and labels.items() <= sample.labels.items()
         )
 
 
@@ -176,5 +178,28 @@ def test_metrics_count_reconciles_writes_and_scale_events(
         assert single.metric("rsg_writes_total", resource="deployments/scale") == writes + 1
         assert single.metric("rsg_reconcile_duration_seconds_count") >= reconciles + 1
         assert single.metric("rsg_queue_depth") == 0
+
+        # A group drained and acknowledged, another drained and wanted back.
+        kubectl.apply(deployment("prefill", 1), namespace)
+        drain = {"drainTimeoutSeconds": 600}
+        kubectl.apply(rsg("units", group_spec(target("prefill"), replicas=3, **drain)), namespace)
+        single.wait_for(lambda: single.metric("rsg_groups", name="units", state="current") == 3)
+        kubectl.apply(rsg("units", group_spec(target("prefill"), replicas=1, **drain)), namespace)
+        single.wait_for(lambda: single.metric("rsg_groups", name="units", state="draining") == 2)
+        kubectl.run("annotate", "deployment/unit-03-prefill", "-n", namespace, f"{DRAINED}=true")
+        kubectl.apply(rsg("units", group_spec(target("prefill"), replicas=2, **drain)), namespace)
+        single.wait_for(
+            lambda: single.metric("rsg_groups", name="units", state="draining") == 0,
+            what="no drain left",
+        )
+        assert single.metric("rsg_groups", name="units", state="current") == 2
+        single.wait_for(
+            lambda: (
+                single.metric("rsg_drains_total", outcome="revived") == 1
+                and single.metric("rsg_drains_total", outcome="acknowledged") == 1
+            ),
+            what="unit-02 revived and unit-03's acknowledged drain counted",
+        )
+        assert single.metric("rsg_drains_total", outcome="deadline") == 0
     finally:
         single.stop()
