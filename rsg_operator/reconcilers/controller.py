@@ -240,8 +240,9 @@ class Controller:
                 if count is not None:
                     metrics.GROUPS.labels(namespace, name, state).set(count)
             if result.fields.get("groups") is not None:
-                draining = [g for g in result.fields["groups"] if g.get("phase") == "Draining"]
-                metrics.GROUPS.labels(namespace, name, "draining").set(len(draining))
+                groups = result.fields["groups"]
+                draining = sum(1 for g in groups if g.get("phase") == group_replication.DRAINING)
+                metrics.GROUPS.labels(namespace, name, "draining").set(draining)
         for outcome in result.drains:
             metrics.DRAINS.labels(outcome).inc()
         for reason, message in result.events:

@@ -107,7 +107,11 @@ async def reconcile(
     }
     foreign = await _foreign_names(cluster, spec, rsg, prefix, found.clones, strategy)
     now = time.time()
-    members_of = {labels.SEED_INDEX: seed, **found.clones}
+    drains = {
+        i: drain
+        for i, members in {labels.SEED_INDEX: seed, **found.clones}.items()
+        if (drain := _drain_of(members, now)) is not None
+    }
     decision = planner.decide(
         planner.Observed(
             targets=tuple(t.id for t in spec.targets),
@@ -117,11 +121,7 @@ async def reconcile(
             created={i: _created(members) for i, members in found.clones.items()},
             deleting=frozenset(deleting),
             taken=lambda index, tid: (index, tid) in foreign,
-            draining={
-                i: drain
-                for i, members in members_of.items()
-                if (drain := _drain_of(members, now)) is not None
-            },
+            draining=drains,
             going={i: frozenset(members) for i, members in found.going.items()},
         ),
         strategy.replicas,
@@ -191,10 +191,7 @@ async def reconcile(
         )
     for index in sorted(set(decision.draining) - set(decision.drain)):
         # A drain a crash interrupted between members: the rest get the label too.
-        drain = _drain_of(groups[index], now)
-        assert drain is not None  # the planner saw it draining
-        groups[index] = await _mark(cluster, groups[index], drain.started)
-    ended = {i: _drain_of(groups[i], now) for i in decision.remove if i in groups}
+        groups[index] = await _mark(cluster, groups[index], drains[index].started)
     for index in (*decision.finish_deleting, *decision.remove):
         if index == labels.SEED_INDEX:
             seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
@@ -207,7 +204,7 @@ async def reconcile(
             )
             found.going[index] = groups.pop(index)
         group_id = labels.group_id(prefix, index)
-        drain = ended.get(index)
+        drain = drains.get(index)
         if index in decision.finish_deleting:
             said = f"finished removing {group_id}"
         elif drain is None:
@@ -366,22 +363,14 @@ async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str, name: str
         )
         if found is None:
             continue
-        present = found["metadata"].get("labels") or {}
-        if present.get(labels.NAME) != name:
+        if _meta(found, "labels").get(labels.NAME) != name:
             continue
-        drop = {
-            key: None
-            for key in (labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX, labels.DRAINING)
-            if key in present
-        }
-        notes = {
-            key: None
-            for key in (labels.DRAIN_STARTED, labels.DRAINED)
-            if key in _meta(found, "annotations")
-        }
-        patch = {k: v for k, v in (("labels", drop), ("annotations", notes)) if v}
-        if patch:
-            await cluster.merge_patch(found, {"metadata": patch})
+        await _set_metadata(
+            cluster,
+            found,
+            dict.fromkeys((labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX, labels.DRAINING)),
+            dict.fromkeys((labels.DRAIN_STARTED, labels.DRAINED)),
+        )
 
 
 # ---------------------------------------------------------------------------- reading
@@ -491,15 +480,31 @@ def _created(members: Members) -> str:
 # ---------------------------------------------------------------------------- writing
 
 
+async def _set_metadata(
+    cluster: Cluster,
+    obj: dict[str, Any],
+    wanted_labels: Mapping[str, str | None],
+    wanted_annotations: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """Labels and annotations to these values (None: removed), in one merge patch of
+    what differs; an object already so is not written. Metadata only, never a pod
+    template: no pod restarts."""
+    patch = {}
+    for key, wanted in (("labels", wanted_labels), ("annotations", wanted_annotations or {})):
+        present = _meta(obj, key)
+        changed = {k: v for k, v in wanted.items() if present.get(k) != v}
+        if changed:
+            patch[key] = changed
+    return await cluster.merge_patch(obj, {"metadata": patch}) if patch else obj
+
+
 async def _label_seed(
     cluster: Cluster, obj: dict[str, Any], rsg: Rsg, prefix: str
 ) -> dict[str, Any]:
     """Seed members get the group labels on their metadata only, never their template."""
-    wanted = labels.group_labels(rsg.name, prefix, labels.SEED_INDEX)
-    present = obj["metadata"].get("labels") or {}
-    if all(present.get(k) == v for k, v in wanted.items()):
-        return obj
-    return await cluster.merge_patch(obj, {"metadata": {"labels": wanted}})
+    return await _set_metadata(
+        cluster, obj, labels.group_labels(rsg.name, prefix, labels.SEED_INDEX)
+    )
 
 
 def _clone(seed: Members, target_id: str, rsg: Rsg, prefix: str, index: int) -> dict[str, Any]:
@@ -682,25 +687,20 @@ async def _mark(
 ) -> Members:
     """Put a group's members into its drain (`started`), or take them out of it (None).
 
-    Metadata only, never a pod template: no pod restarts. A `fresh` drain also drops an
-    acknowledgement left from before it began; a drain being completed keeps one."""
+    A `fresh` drain also drops an acknowledgement left from before it began; a drain
+    being completed keeps one."""
     marked: Members = {}
     for tid, obj in members.items():
-        present_labels, present = _meta(obj, "labels"), _meta(obj, "annotations")
         if started is None:
             wanted_labels: dict[str, str | None] = {labels.DRAINING: None}
             wanted: dict[str, str | None] = {labels.DRAIN_STARTED: None, labels.DRAINED: None}
         else:
             wanted_labels = {labels.DRAINING: labels.TRUE}
-            wanted = {labels.DRAIN_STARTED: present.get(labels.DRAIN_STARTED) or _rfc3339(started)}
+            recorded = _meta(obj, "annotations").get(labels.DRAIN_STARTED)
+            wanted = {labels.DRAIN_STARTED: recorded or _rfc3339(started)}
             if fresh:
                 wanted |= {labels.DRAIN_STARTED: _rfc3339(started), labels.DRAINED: None}
-        patch = {
-            "labels": {k: v for k, v in wanted_labels.items() if present_labels.get(k) != v},
-            "annotations": {k: v for k, v in wanted.items() if present.get(k) != v},
-        }
-        patch = {k: v for k, v in patch.items() if v}
-        marked[tid] = await cluster.merge_patch(obj, {"metadata": patch}) if patch else obj
+        marked[tid] = await _set_metadata(cluster, obj, wanted_labels, wanted)
     return marked
 
 

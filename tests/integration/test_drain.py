@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from tests.integration.conftest import ROOT, Kubectl, Operator, wait_for
+from tests.integration.test_group_replication import status
 from tests.integration.workloads import deployment
 from tests.specs import group_spec, rsg
 
@@ -22,16 +23,12 @@ HOLD = "test.rsg.io/hold"  # a finalizer that keeps a pod from going away
 LONG = 600  # a drain timeout no test waits for
 
 
-def status(kubectl: Kubectl, namespace: str, name: str = "pool") -> dict[str, Any]:
-    return (kubectl.get("rsg", name, namespace) or {}).get("status") or {}
-
-
 def phases(kubectl: Kubectl, namespace: str) -> dict[str, str]:
-    return {g["id"]: g["phase"] for g in status(kubectl, namespace).get("groups", [])}
+    return {g["id"]: g["phase"] for g in status(kubectl, "pool", namespace).get("groups", [])}
 
 
 def group(kubectl: Kubectl, namespace: str, group_id: str) -> dict[str, Any]:
-    found = [g for g in status(kubectl, namespace).get("groups", []) if g["id"] == group_id]
+    found = [g for g in status(kubectl, "pool", namespace).get("groups", []) if g["id"] == group_id]
     return found[0] if found else {}
 
 
@@ -68,7 +65,7 @@ def running_groups(
     kubectl.apply(deployment("decode", 1, runs=True), namespace)
     kubectl.apply(rsg("pool", group_spec(replicas=count, **scale_down)), namespace)
     operator.wait_for(
-        lambda: status(kubectl, namespace).get("readyReplicas") == count,
+        lambda: status(kubectl, "pool", namespace).get("readyReplicas") == count,
         timeout=60,
         what=f"{count} Ready groups",
     )
@@ -97,7 +94,7 @@ def test_a_drained_group_goes_at_the_gateways_acknowledgement(
     scale_to(kubectl, namespace, 2, drainTimeoutSeconds=LONG)
     wait_draining(operator, kubectl, namespace, "unit-03")
     began = time.time()
-    found = status(kubectl, namespace)
+    found = status(kubectl, "pool", namespace)
     assert found["currentReplicas"] == 2  # a draining group is on its way out
     deadline = epoch(group(kubectl, namespace, "unit-03")["drainDeadline"])
     assert began - 30 < deadline - LONG <= began  # the drain began just now
@@ -123,7 +120,7 @@ def test_a_drained_group_goes_at_the_gateways_acknowledgement(
         what="unit-03 Deleting while its pods go",
     )
     assert time.time() < deadline  # the acknowledgement, not the deadline
-    assert status(kubectl, namespace)["currentReplicas"] == 2
+    assert status(kubectl, "pool", namespace)["currentReplicas"] == 2
     # Its index stays taken while it goes: a new group gets the next one.
     scale_to(kubectl, namespace, 3, drainTimeoutSeconds=LONG)
     operator.wait_for(lambda: "unit-04" in phases(kubectl, namespace), what="unit-04")
@@ -278,7 +275,7 @@ def test_scale_in_by_the_hpa_drains_first_and_its_scale_out_revives(
 
     seen = operator.wait_for(hpa_status, what="the HPA at 3")
     assert seen["desiredReplicas"] == 3
-    assert status(kubectl, namespace)["currentReplicas"] == 3
+    assert status(kubectl, "pool", namespace)["currentReplicas"] == 3
     assert phases(kubectl, namespace)["unit-04"] == "Draining"
 
     # Its next evaluation, with the drain under way, asks for metrics (which this cluster
@@ -374,7 +371,7 @@ def test_the_gateway_example_routes_around_a_drain_and_acknowledges_it(
             for member in g["members"]
             for ip in pod_ips(kubectl, namespace, member["podSelector"])
         )
-        for g in status(kubectl, namespace)["groups"]
+        for g in status(kubectl, "pool", namespace)["groups"]
     }
     assert sorted(ips) == ["unit-01", "unit-02", "unit-03"]
     assert all(len(addresses) == 2 for addresses in ips.values())
