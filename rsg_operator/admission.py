@@ -9,7 +9,7 @@ other RSG instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rsg_operator import api, graph
@@ -17,12 +17,14 @@ from rsg_operator import api, graph
 YOUNGEST = "~"  # sorts after every RFC 3339 time: the RSG being written yields
 BINDINGS = "spec.scalingStrategy.inplaceConfig.bindings"
 
+# The stored RSGs' claims connected to a claim (graph.ClaimIndex.related).
+Related = Callable[[graph.Claim], Iterable[graph.Claim]]
 
-def refusals(
-    new: dict[str, Any], old: dict[str, Any] | None, others: Iterable[graph.Claim]
-) -> list[str]:
+
+def refusals(new: dict[str, Any], old: dict[str, Any] | None, related: Related) -> list[str]:
     """Why `new` (replacing `old`, if an update) must not be stored; empty: admit it.
-    `others` are the claims of the RSGs already stored (the RSG's own is ignored)."""
+    `related` gives the claims of the RSGs already stored that touch the new RSG's
+    claim (the RSG's own is ignored)."""
     meta = new.get("metadata") or {}
     if old is not None and (meta.get("deletionTimestamp") or old.get("spec") == new.get("spec")):
         # Metadata only (labels, the finalizer's removal) or an RSG being deleted: never
@@ -38,7 +40,7 @@ def refusals(
         found += _transitions(old.get("spec") or {}, new.get("spec") or {})
     key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
     mine = graph.claim(key, YOUNGEST, spec)
-    for finding in graph.findings(mine, [c for c in others if c.rsg != key]):
+    for finding in graph.findings(mine, [c for c in related(mine) if c.rsg != key]):
         found.append(f"{_field(spec, key[0], finding.member)}: {finding.problem.message}")
     return found
 

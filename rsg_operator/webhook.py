@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import ssl
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from rsg_operator import admission, api, certs, graph
+from rsg_operator import admission, certs
+from rsg_operator.admission import Related
 from rsg_operator.kube import Conflict, Kube
 from rsg_operator.settings import WebhookSettings
 
@@ -33,10 +34,6 @@ log = logging.getLogger("rsg_operator.webhook")
 PATH = "/validate-rsg"
 CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 CA_DAYS = 365
-
-
-# The stored RSGs' claims connected to a claim (graph.ClaimIndex.related).
-Related = Callable[[graph.Claim], Iterable[graph.Claim]]
 
 
 async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> web.AppRunner:
@@ -75,21 +72,11 @@ def review(body: dict[str, Any], related: Related) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": request.get("uid"), "allowed": True}
     new = request.get("object")
     if request.get("operation") in ("CREATE", "UPDATE") and isinstance(new, dict):
-        found = admission.refusals(new, request.get("oldObject"), _others(new, related))
+        found = admission.refusals(new, request.get("oldObject"), related)
         if found:
             response["allowed"] = False
             response["status"] = {"code": 422, "reason": "Invalid", "message": "; ".join(found)}
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
-
-
-def _others(new: dict[str, Any], related: Related) -> list[graph.Claim]:
-    meta = new.get("metadata") or {}
-    try:
-        spec = api.parse_spec(new.get("spec"))
-    except api.SpecError:
-        return []  # refused for its spec anyway
-    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-    return list(related(graph.claim(key, admission.YOUNGEST, spec)))
 
 
 def _handler(
