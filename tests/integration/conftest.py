@@ -96,7 +96,11 @@ class Kubectl:
         return next((c for c in conditions if c["type"] == type_), {})
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-        result = self.run("get", kind, name, "-n", namespace, "-o", "json", check=False)
+        """The object as stored, managedFields included (kubectl hides them by default;
+        the tests read them to tell which writer changed what)."""
+        result = self.run(
+            "get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields", check=False
+        )
         if result.returncode != 0:
             if "NotFound" in result.stderr:
                 return None

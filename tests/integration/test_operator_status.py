@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Kubectl, Operator
-from tests.integration.workloads import writers
+from tests.integration.workloads import writers, writes_by
 from tests.specs import group_spec, inplace_spec, rsg
 
 
@@ -111,13 +111,10 @@ def test_group_replication_refuses_a_kind_it_cannot_clone(
     assert "Job" in degraded["message"]
 
 
-def rsg_writes(obj: dict[str, Any]) -> list[str]:
-    """When the operator last wrote each part of the object (managedFields)."""
-    return sorted(
-        f"{entry.get('subresource', '')}@{entry['time']}"
-        for entry in obj["metadata"].get("managedFields", [])
-        if entry["manager"] == "rsg-operator"
-    )
+def rsg_writes(obj: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """When and what the operator last wrote on each part of the object."""
+    assert obj is not None
+    return writes_by(obj, "rsg-operator")
 
 
 @pytest.mark.parametrize("strategy", ["degraded", "inplace", "group"])
@@ -170,10 +167,7 @@ def test_reconciles_of_an_unchanged_world_write_nothing(
             break
     else:
         raise AssertionError(f"no reconcile settled: {marker!r} never logged")
-    before = {
-        name: rsg_writes(kubectl.get("deployment", name, namespace) or {"metadata": {}})
-        for name in watched
-    }
+    before = {name: rsg_writes(kubectl.get("deployment", name, namespace)) for name in watched}
     rsg_before = kubectl.get("rsg", "units", namespace)
     assert rsg_before is not None
 
@@ -187,6 +181,8 @@ def test_reconciles_of_an_unchanged_world_write_nothing(
 
     rsg_after = kubectl.get("rsg", "units", namespace)
     assert rsg_after is not None
-    assert rsg_after["metadata"]["resourceVersion"] == rsg_before["metadata"]["resourceVersion"]
+    # Only the operator writes this RSG's status (and only kubectl its spec).
+    assert rsg_writes(rsg_after) == rsg_writes(rsg_before)
+    assert rsg_after["status"] == rsg_before["status"]
     for name in watched:
-        assert rsg_writes(kubectl.get("deployment", name, namespace) or {}) == before[name]
+        assert rsg_writes(kubectl.get("deployment", name, namespace)) == before[name]

@@ -26,7 +26,8 @@ def apply_all(kubectl: Kubectl, manifests: list[dict[str, Any]], namespace: str)
 
 
 def listed(kubectl: Kubectl, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
-    items = json.loads(kubectl.run("get", kind, "-n", namespace, "-o", "json").stdout)["items"]
+    out = kubectl.run("get", kind, "-n", namespace, "-o", "json", "--show-managed-fields")
+    items = json.loads(out.stdout)["items"]
     return {item["metadata"]["name"]: item for item in items}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,21 @@ def role_replicas(kubectl: Kubectl, name: str, namespace: str) -> dict[str, int]
 
 def writers(obj: dict[str, Any]) -> set[str]:
     """Every field manager that ever wrote the object (the apiserver records them)."""
-    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
+    managed = obj["metadata"].get("managedFields")
+    assert managed, "read with managedFields (Kubectl.get, --show-managed-fields)"
+    return {entry["manager"] for entry in managed}
+
+
+def writes_by(obj: dict[str, Any], manager: str) -> list[tuple[str, str, str]]:
+    """What `manager` last wrote on the object and when: (subresource, time, fields), one
+    per managedFields entry. A later write by it changes the time or the fields."""
+    managed = obj["metadata"].get("managedFields")
+    assert managed, "read with managedFields (Kubectl.get, --show-managed-fields)"
+    return sorted(
+        (e.get("subresource", ""), e.get("time", ""), json.dumps(e.get("fieldsV1"), sort_keys=True))
+        for e in managed
+        if e["manager"] == manager
+    )
 
 
 def kopf_annotations(obj: dict[str, Any]) -> list[str]:
