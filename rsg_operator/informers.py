@@ -3,8 +3,8 @@ RSGs need it, and the objects each has seen.
 
 An `Informer` lists a kind once, then watches it from the list's resourceVersion:
 it resumes from the last version it saw (bookmarks keep that fresh), lists again when
-the server says the version is gone (410), and reconnects after any transport error
-with capped, jittered backoff. `Watches` starts an informer when the first RSG needs a
+the server says the version is gone (410), and reconnects after any failure with
+capped, jittered backoff. `Watches` starts an informer when the first RSG needs a
 kind and stops it when the last lets go, and keeps the index that maps an object to the
 RSGs it concerns (by name for Sources, Targets and seed members; by the RSG's name
 label for clones): an event wakes only those RSGs. Watching writes nothing onto the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections import OrderedDict
@@ -39,8 +40,12 @@ BACKOFF_FIRST = 0.25
 BACKOFF_CAP = 30.0
 # How long a reconcile waits for a kind's first list before it fails (and is retried).
 SYNC_TIMEOUT = 60.0
-# Deletion versions remembered per informer, so a late write-through cannot resurrect.
-GONE_MEMORY = 10_000
+# uids known deleted, remembered per informer, so that nothing brings them back.
+DEAD_MEMORY = 10_000
+
+# The RSG whose reconcile is making the current write (set by the controller around each
+# reconcile): the change its write causes wakes the others concerned, not itself.
+WRITER: contextvars.ContextVar[RsgKey | None] = contextvars.ContextVar("writer", default=None)
 
 
 def backoff(attempt: int) -> float:
@@ -94,27 +99,57 @@ class Selection:
         return f"{self.kind} {self.namespace}/{what}"
 
 
-Changed = Callable[["Informer", Object | None, Object | None], None]
+# A change of the store: (informer, old state, new state, the RSG whose write made it).
+Changed = Callable[["Informer", Object | None, Object | None, RsgKey | None], None]
 
 
 class Informer:
-    """One list+watch of a kind in a scope, and the objects it has seen."""
+    """One list+watch of a kind in a scope, and the objects it has seen.
 
-    def __init__(self, kube: Kube, scope: Scope, changed: Changed) -> None:
+    The store is written from three sources: the list, the watch, and the answers to our
+    own writes (`remember`, `forget`), which arrive before their watch events. The rules
+    that keep it right, whatever order those arrive in (tested in test_informers.py):
+
+    1. Newest wins. `objects` holds, per name, the state with the highest
+       resourceVersion seen from any source; an older state never replaces a newer one.
+    2. The dead stay dead. A uid known deleted (a DELETED event, our delete answered as
+       done, or missing from a list newer than the state held) never enters `objects`
+       again, whatever a late write answer, event or list page says.
+    3. A relist keeps what is newer than its snapshot. The listed objects replace the
+       store except where the store holds a later state (a write answered while the list
+       was read): absence from the list counts as the list's own version.
+    4. Every change is reported once. Each change of `objects` calls `changed` with the
+       old and new state and the RSG whose write caused it (`WRITER`), if any: its
+       watch event, arriving later and no newer, reports nothing. A relist reports what
+       it found changed, deletions included.
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        scope: Scope,
+        changed: Changed,
+        served: Callable[[Informer], None] | None = None,
+        report_first_list: bool = False,
+    ) -> None:
+        """`report_first_list`: report every object of the first list as a change (the
+        RSGs' informer); else the first list reports nothing (those who wait for it read
+        it when it is in)."""
         self.kube = kube
+        self._report_first_list = report_first_list
         self.scope = scope
         self._changed = changed
+        self._served = served
         self.objects: dict[ObjectKey, Object] = {}
         # (namespace, value of the RSG name label) -> keys of the objects carrying it
         self._labelled: dict[tuple[str, str], set[ObjectKey]] = {}
-        self._gone: OrderedDict[ObjectKey, int] = OrderedDict()
-        self._deleted: dict[ObjectKey, str] = {}  # deleted by us: key -> uid
+        self._dead: OrderedDict[str, None] = OrderedDict()  # uids known deleted
         self.resource: ApiResource | None = None
         self.unknown: UnknownKind | None = None  # the kind is not served (yet)
         # Why the first list failed, when retrying will not help soon (e.g. forbidden).
         self.failure: KubeError | None = None
         self.synced = False
-        self.reconnects = 0
+        self.reconnects = 0  # outages (each counted once, however many retries)
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -156,36 +191,36 @@ class Informer:
         keys = self._labelled.get((namespace, value), ())
         return [self.objects[key] for key in sorted(keys)]
 
-    # ------------------------------------------------------------------ writes seen first
+    # ------------------------------------------------------------------ our own writes
 
     def remember(self, obj: Object) -> None:
-        """A state of an object returned by our own write: keep it if it is newer than
-        what the watch delivered, so the next reconcile does not act on the older one."""
+        """A state of an object returned by our own write: kept if it is newer than what
+        the store holds (rule 1) and not of a dead uid (rule 2), and reported at once to
+        the other RSGs concerned (rule 4)."""
         obj = _slim(obj)
         key = _key(obj)
-        if self._deleted.get(key) == obj["metadata"].get("uid"):
+        if _uid(obj) in self._dead:
             return
-        gone = self._gone.get(key)
-        with contextlib.suppress(ValueError, KeyError):
-            if gone is not None and _version(obj) <= gone:
-                return
-        if newer(obj, self.objects.get(key)):
+        old = self.objects.get(key)
+        if newer(obj, old):
             self._put(key, obj)
+            self._changed(self, old, obj, WRITER.get())
 
     def forget(self, obj: Object) -> None:
-        """An object we deleted: drop it now; its late watch events are ignored."""
-        key, uid = _key(obj), obj["metadata"].get("uid")
+        """An object we deleted (the server answered: gone): dropped now, and its uid
+        dead from here on, so that its late events and write answers are ignored."""
+        self._bury(_uid(obj))
+        key = _key(obj)
         held = self.objects.get(key)
-        if held is not None and held["metadata"].get("uid") == uid:
-            # Not yet seen deleted: drop it, and ignore its events until DELETED comes.
+        if held is not None and _uid(held) == _uid(obj):
             self._drop(key)
-            self._deleted[key] = str(uid)
+            self._changed(self, held, None, WRITER.get())
 
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
         version: str | None = None
-        attempt = 0  # failed attempts since the last good one
+        attempt = 0  # failures since the watch last delivered something
         while True:
             try:
                 if self.resource is None:
@@ -194,11 +229,19 @@ class Informer:
                     )
                 if version is None:
                     version = await self._list()
-                if attempt:
-                    log.info("watch of %s is back", self.scope.describe())
-                    attempt = 0
+                delivered = False
                 async for event in self.kube.watch(self.resource, self.scope.namespace, version):
                     version = self._apply(event) or version
+                    if not delivered:
+                        delivered = True
+                        if attempt:
+                            log.info("watch of %s is back", self.scope.describe())
+                            attempt = 0
+                if not delivered:
+                    # Ended at once with nothing (a proxy closing it, say): not a reason to
+                    # reconnect in a tight loop.
+                    attempt += 1
+                    await asyncio.sleep(backoff(attempt))
             except Gone:
                 log.debug("watch of %s: version %s is gone; listing again", self.scope, version)
                 version = None
@@ -211,21 +254,28 @@ class Informer:
                 if not self.synced and not isinstance(error, Unavailable):
                     self.failure = error  # readers fail now; the list is retried
                     self._ready.set()
-                if attempt == 0:
-                    self.reconnects += 1
-                    plural = self.resource.plural if self.resource else self.scope.describe()
-                    metrics.WATCH_RECONNECTS.labels(plural).inc()
-                    log.warning(
-                        "watch of %s lost (%s); reconnecting (reconnect #%d)",
-                        self.scope.describe(),
-                        error,
-                        self.reconnects,
-                    )
                 attempt += 1
+                self._failed(error, attempt)
                 await asyncio.sleep(backoff(attempt))
 
+    def _failed(self, error: KubeError, attempt: int) -> None:
+        """An outage is logged and counted once, at its first failure."""
+        if attempt > 1:
+            log.debug("watch of %s still failing (try %d): %s", self.scope, attempt, error)
+            return
+        self.reconnects += 1
+        plural = self.resource.plural if self.resource else self.scope.describe()
+        metrics.WATCH_RECONNECTS.labels(plural).inc()
+        log.warning(
+            "watch of %s lost (%s); reconnecting with backoff (outage #%d)",
+            self.scope.describe(),
+            error,
+            self.reconnects,
+        )
+
     async def _list(self) -> str:
-        """List every object (in pages); return the version to watch from."""
+        """List every object (in pages), merge it into the store (rule 3); return the
+        version to watch from."""
         assert self.resource is not None
         listed: dict[ObjectKey, Object] = {}
         token: str | None = None
@@ -239,22 +289,27 @@ class Informer:
                 version = str(page["metadata"]["resourceVersion"])
                 break
         first = not self.synced
-        previous = self.objects
-        self.objects, self._labelled = {}, {}
-        self._gone.clear()
-        self._deleted.clear()
-        for key, obj in listed.items():
-            self._put(key, obj)
+        for key in self.objects.keys() | listed.keys():
+            held, found = self.objects.get(key), listed.get(key)
+            if found is not None and _uid(found) in self._dead:
+                found = None  # listed before our delete went through: gone all the same
+            kept = _newest(held, found, version)
+            if held is not None and (kept is None or _uid(kept) != _uid(held)):
+                self._bury(_uid(held))
+            if kept is held or _same(kept, held):
+                continue
+            if kept is None:
+                self._drop(key)
+            else:
+                self._put(key, kept)
+            if not first or held is not None or self._report_first_list:
+                self._changed(self, held, kept, None)
         self.synced = True
         if self.unknown is not None or self.failure is not None:
             self.unknown = self.failure = None
-            self._changed(self, None, None)  # readable now: wake everyone who holds it
+            if self._served is not None:
+                self._served(self)  # readable now: wake everyone who holds it
         self._ready.set()
-        if not first:  # a re-list: what changed meanwhile wakes its RSGs
-            for key in previous.keys() | listed.keys():
-                old, new = previous.get(key), listed.get(key)
-                if old is None or new is None or _version_text(old) != _version_text(new):
-                    self._changed(self, old, new)
         return version
 
     def _apply(self, event: dict[str, Any]) -> str | None:
@@ -265,30 +320,34 @@ class Informer:
             return str(version) if version else None
         obj = _slim({"apiVersion": self.scope.api_version, "kind": self.scope.kind, **obj})
         key = _key(obj)
-        uid = obj["metadata"].get("uid")
+        uid = _uid(obj)
         if kind == "DELETED":
-            if self._deleted.get(key) == uid:
-                del self._deleted[key]
+            if uid in self._dead:
+                return str(version) if version else None  # ours: reported when deleted
+            self._bury(uid)
             old = self.objects.get(key)
-            if old is not None and old["metadata"].get("uid") == uid:
+            if old is not None and _uid(old) == uid:
                 self._drop(key)
-            with contextlib.suppress(ValueError, KeyError):
-                self._gone[key] = _version(obj)
-                self._gone.move_to_end(key)
-                if len(self._gone) > GONE_MEMORY:
-                    self._gone.popitem(last=False)
-            self._changed(self, old, None)
+            elif old is not None:
+                old = None  # another incarnation holds the name: it stays
+            self._changed(self, old if old is not None else obj, None, None)
         elif kind in ("ADDED", "MODIFIED"):
-            if self._deleted.get(key) == uid:
-                return str(version) if version else None  # we deleted it; it is on its way
-            self._deleted.pop(key, None)
+            if uid in self._dead:
+                return str(version) if version else None  # deleted; its events are late
             old = self.objects.get(key)
             if old is not None and not newer(obj, old):
                 return str(version) if version else None  # our own write got here first
-            self._gone.pop(key, None)
             self._put(key, obj)
-            self._changed(self, old, obj)
+            self._changed(self, old, obj, None)
         return str(version) if version else None
+
+    def _bury(self, uid: str) -> None:
+        if not uid:
+            return
+        self._dead[uid] = None
+        self._dead.move_to_end(uid)
+        if len(self._dead) > DEAD_MEMORY:
+            self._dead.popitem(last=False)
 
     def _put(self, key: ObjectKey, obj: Object) -> None:
         self._unindex(key)
@@ -312,13 +371,35 @@ class Informer:
                     del self._labelled[(key[0], value)]
 
 
+def _newest(held: Object | None, listed: Object | None, version: str) -> Object | None:
+    """Rule 3: of the state held and the state listed at `version` (None: absent from the
+    list), the later one. The list wins where versions cannot be compared."""
+    if held is None:
+        return listed
+    try:
+        held_version = _version(held)
+        listed_version = _version(listed) if listed is not None else int(version)
+    except ValueError:
+        return listed
+    return held if held_version > listed_version else listed
+
+
+def _same(a: Object | None, b: Object | None) -> bool:
+    """The same state of the same object (uid and resourceVersion)."""
+    if a is None or b is None:
+        return a is b
+    return _uid(a) == _uid(b) and a["metadata"].get("resourceVersion") == b["metadata"].get(
+        "resourceVersion"
+    )
+
+
 def _key(obj: Object) -> ObjectKey:
     meta = obj["metadata"]
     return (str(meta.get("namespace") or ""), str(meta["name"]))
 
 
-def _version_text(obj: Object) -> str:
-    return str(obj["metadata"].get("resourceVersion"))
+def _uid(obj: Object) -> str:
+    return str(obj["metadata"].get("uid") or "")
 
 
 def _slim(obj: Object) -> Object:
@@ -410,7 +491,7 @@ class Watches:
         for scope in new - old:
             self._holders.setdefault(scope, set()).add(rsg)
             if scope not in self._informers:
-                informer = Informer(self.kube, scope, self._on_change)
+                informer = Informer(self.kube, scope, self._on_change, self._on_served)
                 self._informers[scope] = informer
                 informer.start()
         for scope in old - new:
@@ -449,14 +530,23 @@ class Watches:
         self._holders.clear()
         await asyncio.gather(*(i.stop() for i in informers), return_exceptions=True)
 
-    def _on_change(self, informer: Informer, old: Object | None, new: Object | None) -> None:
-        if old is None and new is None:  # the kind is served now
-            self._wake(self._holders.get(informer.scope, set()))
-            return
+    def _on_served(self, informer: Informer) -> None:
+        """The kind is served now: every RSG that holds it can read it."""
+        self._wake(self._holders.get(informer.scope, set()))
+
+    def _on_change(
+        self,
+        informer: Informer,
+        old: Object | None,
+        new: Object | None,
+        writer: RsgKey | None = None,
+    ) -> None:
         concerned: set[RsgKey] = set()
         for obj in (old, new):
             if obj is not None:
                 concerned |= self._interest.concerned(informer.scope, obj)
+        if writer is not None:
+            concerned.discard(writer)
         if concerned:
             obj = new if new is not None else old
             assert obj is not None

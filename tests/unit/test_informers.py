@@ -9,8 +9,16 @@ from typing import Any
 import pytest
 
 from rsg_operator import labels
-from rsg_operator.informers import Informer, Scope, Selection, Watches, backoff, newer
-from rsg_operator.kube import ApiResource, Kube, KubeError
+from rsg_operator.informers import (
+    WRITER,
+    Informer,
+    Scope,
+    Selection,
+    Watches,
+    backoff,
+    newer,
+)
+from rsg_operator.kube import ApiResource, Kube, KubeError, Unavailable
 
 DEPLOYMENTS = Scope("apps/v1", "Deployment", None)
 
@@ -37,10 +45,12 @@ def event(kind: str, o: dict[str, Any]) -> dict[str, Any]:
 class Recorder:
     def __init__(self) -> None:
         self.changes: list[tuple[str | None, str | None]] = []
+        self.writers: list[Any] = []
 
-    def __call__(self, _: Informer, old: Any, new: Any) -> None:
+    def __call__(self, _: Informer, old: Any, new: Any, writer: Any = None) -> None:
         version = lambda o: None if o is None else o["metadata"]["resourceVersion"]  # noqa: E731
         self.changes.append((version(old), version(new)))
+        self.writers.append(writer)
 
 
 def informer() -> tuple[Informer, Recorder]:
@@ -67,11 +77,17 @@ def test_bookmarks_move_the_version_and_change_nothing() -> None:
 def test_our_own_write_is_kept_until_the_watch_catches_up() -> None:
     store, seen = informer()
     store._apply(event("ADDED", obj("a", 5)))
-    store.remember(obj("a", 8))
+    token = WRITER.set(("ai", "pool"))
+    try:
+        store.remember(obj("a", 8))
+    finally:
+        WRITER.reset(token)
     store._apply(event("MODIFIED", obj("a", 8)))  # the same state, arriving late
     store.remember(obj("a", 6))  # an older answer cannot overwrite a newer state
     assert store.get("ai", "a")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
-    assert seen.changes == [(None, "5")]
+    # The write is reported once, when answered, with who made it; its event, nothing.
+    assert seen.changes == [(None, "5"), ("5", "8")]
+    assert seen.writers == [None, ("ai", "pool")]
 
 
 def test_an_object_we_deleted_is_gone_at_once_and_its_late_events_ignored() -> None:
@@ -143,9 +159,17 @@ def test_an_event_wakes_only_the_rsgs_it_concerns() -> None:
         # The same object named through another version of its group is the same object.
         beta = Scope("apps/v1beta1", "Deployment", None)
         change(Informer(Kube.__new__(Kube), beta, lambda *_: None), None, obj("decode", 2))
+        # Our own write wakes the others concerned, not the RSG that made it.
+        change(store, obj("router", 1), obj("router", 2), ("ai", "pool"))
+        change(store, obj("x", 1), obj("x", 2), ("ai", "pool"))
         return woken
 
-    assert asyncio.run(scenario()) == [{("ai", "pool")}, {("ai", "units")}, {("ai", "pool")}]
+    assert asyncio.run(scenario()) == [
+        {("ai", "pool")},
+        {("ai", "units")},
+        {("ai", "pool")},
+        {("ai", "other")},
+    ]
 
 
 def test_a_watch_starts_with_the_first_rsg_and_stops_with_the_last() -> None:
@@ -201,3 +225,104 @@ def test_a_forbidden_list_fails_readers_at_once_and_is_retried() -> None:
         return kube.lists
 
     assert asyncio.run(scenario()) >= 2
+
+
+class Lister(Kube):
+    """A server that answers lists with `items` at `version`, running `during` (e.g. one
+    of our writes being answered) while the list is read."""
+
+    def __init__(self, items: list[dict[str, Any]], version: int, during: Any = None) -> None:
+        self.items, self.version, self.during = items, version, during
+
+    async def list_page(self, *args: Any) -> Any:
+        if self.during is not None:
+            self.during()
+        return {"items": self.items, "metadata": {"resourceVersion": str(self.version)}}
+
+
+def relist(store: Informer, kube: Lister) -> None:
+    store.kube = kube
+    store.resource = ApiResource("apps/v1", "Deployment", "deployments", True, frozenset())
+    asyncio.run(store._list())
+
+
+def test_a_write_answered_during_a_relist_is_kept() -> None:
+    store, seen = informer()
+    relist(store, Lister([obj("a", 5)], 10))
+    # The list is read at version 20; meanwhile our write of a (version 21) is answered.
+    relist(store, Lister([obj("a", 12)], 20, during=lambda: store.remember(obj("a", 21))))
+    assert store.get("ai", "a")["metadata"]["resourceVersion"] == "21"  # type: ignore[index]
+    assert seen.changes == [("5", "21")]  # reported once, by the write; not undone
+
+
+def test_a_relist_reports_what_went_and_keeps_what_we_made_after_it() -> None:
+    store, seen = informer()
+    relist(store, Lister([obj("gone", 5), obj("kept", 6, uid="u2")], 10))
+    store.remember(obj("made", 31, uid="u3"))  # our create, answered after the snapshot
+    seen.changes.clear()
+    relist(store, Lister([obj("kept", 6, uid="u2")], 30))
+    assert set(store.objects) == {("ai", "kept"), ("ai", "made")}
+    assert seen.changes == [("5", None)]  # the deletion missed while away wakes its RSGs
+    store.remember(obj("gone", 7))  # a late answer for it: dead, stays dead
+    assert store.get("ai", "gone") is None
+
+
+def test_the_dead_stay_dead_across_a_relist() -> None:
+    store, seen = informer()
+    relist(store, Lister([obj("a", 5)], 10))
+    store.forget(obj("a", 5))  # our delete, answered: gone
+    # A relist whose snapshot predates the delete still lists it; a late answer of an
+    # earlier write comes after. Neither brings it back.
+    relist(store, Lister([obj("a", 5)], 11))
+    store.remember(obj("a", 12))
+    assert store.get("ai", "a") is None
+    store._apply(event("DELETED", obj("a", 13)))  # its own DELETED event: already told
+    assert seen.changes == [("5", None)]
+    store._apply(event("ADDED", obj("a", 20, uid="u2")))  # a new object under the name
+    assert store.get("ai", "a")["metadata"]["uid"] == "u2"  # type: ignore[index]
+
+
+def test_a_deleted_event_of_an_object_not_held_wakes_only_those_it_concerns() -> None:
+    store, seen = informer()
+    store._apply(event("DELETED", obj("stray", 9, uid="u9")))
+    assert seen.changes == [("9", None)]  # reported as that object, not "everything"
+
+
+def test_a_watch_outage_backs_off_and_is_logged_once() -> None:
+    class Down(Kube):
+        def __init__(self) -> None:
+            self.watches = 0
+
+        async def resource(self, api_version: str, kind: str) -> Any:
+            return ApiResource(api_version, kind, "deployments", True, frozenset())
+
+        async def list_page(self, *args: Any) -> Any:
+            return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+        async def watch(self, *args: Any) -> Any:
+            self.watches += 1
+            raise Unavailable("connection refused")
+            yield  # an async generator
+
+    async def scenario() -> tuple[int, int, list[float]]:
+        kube = Down()
+        store = Informer(kube, DEPLOYMENTS, lambda *_: None)
+        delays: list[float] = []
+        real_sleep = asyncio.sleep
+
+        async def sleep(delay: float) -> None:
+            delays.append(delay)
+            await real_sleep(0)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(asyncio, "sleep", sleep)
+            store.start()
+            while kube.watches < 8:
+                await real_sleep(0)
+            await store.stop()
+        return kube.watches, store.reconnects, delays
+
+    watches, outages, delays = asyncio.run(scenario())
+    assert outages == 1  # one outage: one warning, one count
+    assert delays[:6] == sorted(delays[:6])  # growing, never reset by the good lists
+    assert delays[5] > 2.0
