@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> None:
         resync_seconds=args.resync_seconds,
         max_concurrent_reconciles=args.max_concurrent_reconciles,
         cluster_wide=not args.namespace,
+        namespaces=tuple(args.namespace),
         leader_election=args.leader_elect,
         lease_name=args.leader_election_id,
         lease_namespace=args.leader_election_namespace,

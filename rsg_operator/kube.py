@@ -10,6 +10,7 @@ connections that reads and writes need.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import random
 import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib.metadata import version as _version
 from pathlib import Path
@@ -101,6 +102,32 @@ class Unavailable(KubeError):
 
 class UnknownKind(LookupError):
     """The API server serves no such apiVersion/kind."""
+
+
+class NotLeader(KubeError):
+    """A write refused before it was sent: this process may no longer act as leader."""
+
+
+# Whether writes may be sent: None if so, else why not (leader.Election.fence).
+Fence = Callable[[], str | None]
+# The fence of the write being sent, for the check made once its connection is taken.
+_SENDING: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("fence", default=None)
+
+
+async def _check_fence(*_: Any) -> None:
+    """aiohttp trace hook, run when a request has its connection (new or reused), right
+    before the request goes out: a write that waited for a connection while leadership
+    was lost is not sent."""
+    fence = _SENDING.get()
+    if fence is not None and (why := fence()) is not None:
+        raise NotLeader(f"write not sent: {why}")
+
+
+def _fence_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(_check_fence)
+    trace.on_connection_reuseconn.append(_check_fence)
+    return trace
 
 
 def _from_api_exception(error: ApiException) -> KubeError:
@@ -215,29 +242,43 @@ def _resources(api_version: str, listing: dict[str, Any]) -> dict[str, ApiResour
 class Kube:
     """Async access to any kind through discovery. Make one with `Kube.connect`."""
 
-    def __init__(self, requests: client.ApiClient, watches: client.ApiClient) -> None:
+    def __init__(
+        self,
+        requests: client.ApiClient,
+        watches: client.ApiClient | None = None,
+        fence: Fence | None = None,
+    ) -> None:
         self._requests = requests
         self._watches = watches
+        self._fence = fence
         self._discovered: dict[str, dict[str, ApiResource]] = {}
         self._discovering: dict[str, asyncio.Future[dict[str, ApiResource]]] = {}
+        self._versions: dict[str, tuple[str, ...]] = {}
 
     @classmethod
-    async def connect(cls, configuration: client.Configuration) -> Kube:
-        """A client for requests (at most REQUEST_CONNECTIONS connections) and one for
-        watches (as many as there are watches)."""
+    async def connect(cls, configuration: client.Configuration, connections: int = 0) -> Kube:
+        """A client for requests (at most `connections`, default REQUEST_CONNECTIONS)
+        and one for watches (as many as there are watches). With `connections` given,
+        a client of requests only, on a pool of its own (the Lease's)."""
+        if connections:
+            return cls(await _api_client(configuration, connections))
         return cls(
             await _api_client(configuration, REQUEST_CONNECTIONS),
             await _api_client(configuration, 0),  # 0: no limit
         )
 
-    @property
-    def api_client(self) -> client.ApiClient:
-        """The request pool's client, for kubernetes_asyncio's typed APIs (the Lease)."""
-        return self._requests
+    def fenced(self, fence: Fence) -> Kube:
+        """This client (its pools and discovery), with every write checked against
+        `fence` right before it is sent: refused with NotLeader once `fence` says so."""
+        view = Kube(self._requests, self._watches, fence)
+        view._discovered, view._discovering = self._discovered, self._discovering
+        view._versions = self._versions
+        return view
 
     async def close(self) -> None:
         await self._requests.close()
-        await self._watches.close()
+        if self._watches is not None:
+            await self._watches.close()
 
     # ------------------------------------------------------------------ discovery
 
@@ -265,6 +306,20 @@ class Kube:
             raise UnknownKind(f"the API server serves no kind {kind} in {api_version}")
         return found
 
+    async def versions(self, group: str) -> tuple[str, ...]:
+        """The apiVersions an API group is served as (discovery, cached once read)."""
+        if not group:
+            return ("v1",)
+        found = self._versions.get(group)
+        if found is None:
+            try:
+                listing = await self.request("GET", f"/apis/{group}")
+            except NotFound:
+                return ()
+            found = tuple(str(v["groupVersion"]) for v in listing.get("versions") or [])
+            self._versions[group] = found
+        return found
+
     async def _discover(self, api_version: str) -> dict[str, ApiResource]:
         try:
             listing = await self.request("GET", api_root(api_version))
@@ -288,6 +343,9 @@ class Kube:
         429 is retried after its Retry-After; a read that failed in transport or with a
         5xx is retried at once a few times (writes are not: the caller re-reads first).
         `counted=False` keeps a write out of the crash-test write count (events)."""
+        fence = self._fence if method != "GET" else None
+        if fence is not None and (why := fence()) is not None:
+            raise NotLeader(f"{method} {path} not sent: {why}")
         if method != "GET" and counted:
             _count_write()
         headers = {"Accept": "application/json"}
@@ -295,6 +353,7 @@ class Kube:
             headers["Content-Type"] = content_type
         throttled = failed = 0
         while True:
+            sending = _SENDING.set(fence)
             try:
                 result: dict[str, Any] = await self._requests.call_api(
                     path,
@@ -329,6 +388,8 @@ class Kube:
                     await asyncio.sleep(0.2 * failed)
                     continue
                 raise Unavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
+            finally:
+                _SENDING.reset(sending)
 
     async def get(self, path: str) -> dict[str, Any] | None:
         """The object at `path`, or None if it does not exist."""
@@ -400,6 +461,7 @@ class Kube:
 
         Ends when the server ends the stream (its timeout); raises Gone when the version
         is too old, Unavailable when the connection fails or goes silent."""
+        assert self._watches is not None, "a requests-only client does not watch"
         path = resource.path(namespace=namespace)
         query = [
             ("watch", "true"),
@@ -466,6 +528,7 @@ async def _api_client(configuration: client.Configuration, connections: int) -> 
     rest.pool_manager = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections, ssl=_ssl_context(copied)),
         trust_env=False,
+        trace_configs=[_fence_trace()],
         read_bufsize=2**21,  # as kubernetes_asyncio: a watch event can be large
     )
     await trusting.close()

@@ -30,6 +30,7 @@ class Settings:
     # Whether the operator watches every namespace (one watch per kind) or only some
     # (one watch per kind and namespace).
     cluster_wide: bool = True
+    namespaces: tuple[str, ...] = ()  # those watched, when not cluster-wide
     # Only the holder of a Lease reconciles (leader.py); off for a single local process.
     leader_election: bool = False
     lease_name: str = "rsg-operator"

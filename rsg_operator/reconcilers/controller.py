@@ -1,8 +1,8 @@
 """The controller: which RSG to reconcile when, and one reconcile (resolve, dispatch by
 strategy, write status, post events).
 
-Every RSG the operator sees (kopf delivers them to `observe`) is a key in one work
-queue, served by a bounded number of workers. A key is queued when its spec changes,
+Every RSG the operator sees (its own informers watch them: `watch_rsgs`) is a key in
+one work queue, served by a bounded number of workers. A key is queued when its spec changes,
 when an object it concerns changes (shared watches, informers.py), when a claim it is
 connected to changes, after a failure (backoff), and once per resync period (jittered)
 as a safety net. Truth is read from the cluster (the watch caches); nothing is carried
@@ -22,7 +22,17 @@ from typing import Any
 
 from rsg_operator import api, graph, labels, metrics, status
 from rsg_operator.cluster import Cluster
-from rsg_operator.informers import Object, RsgKey, Selection, Watches, backoff, newer
+from rsg_operator.informers import (
+    WRITER,
+    Informer,
+    Object,
+    RsgKey,
+    Scope,
+    Selection,
+    Watches,
+    backoff,
+    newer,
+)
 from rsg_operator.kube import ApiResource, Conflict, Kube, KubeError, NotFound
 from rsg_operator.reconcilers import group_replication, inplace, targets
 from rsg_operator.reconcilers.report import Report
@@ -99,9 +109,28 @@ class Controller:
         self._failures: dict[RsgKey, int] = {}
         self._conflicts: dict[RsgKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
+        self._rsg_informers: dict[str | None, Informer] = {}
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
 
     # ------------------------------------------------------------------ lifecycle
+
+    def watch_rsgs(self) -> None:
+        """Watch the RSGs, in every replica, leader or not (a standby keeps them queued;
+        the webhook checks against their claims). An informer, not kopf's watch: after
+        a relist it reports the RSGs deleted meanwhile, which are then forgotten."""
+        scopes = [None] if self.settings.cluster_wide else list(self.settings.namespaces)
+        for namespace in scopes:
+            scope = Scope(api.API_VERSION, api.KIND, namespace)
+            informer = Informer(self.kube, scope, self._seen, report_first_list=True)
+            self._rsg_informers[namespace] = informer
+            informer.start()
+
+    def dead(self) -> str | None:
+        """For the liveness probe: a watch task that ended on its own (a bug: informers
+        reconnect after every error), else None."""
+        deaths = [d for i in self._rsg_informers.values() if (d := i.died()) is not None]
+        members = self.watches.dead()
+        return "; ".join([*deaths, *([members] if members else [])]) or None
 
     def start(self) -> None:
         self._workers = [
@@ -121,6 +150,8 @@ class Controller:
     async def stop(self) -> None:
         await self._stop_workers()
         await self.watches.stop()
+        await asyncio.gather(*(i.stop() for i in self._rsg_informers.values()))
+        self._rsg_informers.clear()
 
     async def _stop_workers(self) -> None:
         for worker in self._workers:
@@ -136,8 +167,18 @@ class Controller:
             if key in self.rsgs:
                 self.queue.add(key)
 
-    def observe(self, event: str | None, obj: Object) -> None:
-        """An RSG as its watch delivered it (event None: listed)."""
+    def _seen(
+        self, _: Informer, old: Object | None, new: Object | None, writer: RsgKey | None
+    ) -> None:
+        if new is None:
+            if old is not None:
+                self.observe("DELETED", old)
+        else:
+            self.observe("MODIFIED", new, wake=writer != rsg_key(new))
+
+    def observe(self, event: str | None, obj: Object, wake: bool = True) -> None:
+        """An RSG as its watch delivered it (event None: listed); `wake` False for a
+        change of our own write (a status patch), which calls for no reconcile of it."""
         key = rsg_key(obj)
         if event == "DELETED":
             metrics.forget_rsg(*key)
@@ -153,7 +194,7 @@ class Controller:
             return  # our own status write got here first
         self.rsgs[key] = obj
         if old is None or _identity(old) != _identity(obj):
-            self.wake(self.claims.put(key, claim_of(obj)) | {key})
+            self.wake(self.claims.put(key, claim_of(obj)) | ({key} if wake else set()))
 
     # ------------------------------------------------------------------ the loop
 
@@ -171,6 +212,7 @@ class Controller:
             return
         logger = RsgLogger(log, {"rsg": f"{key[0]}/{key[1]}"})
         began = time.perf_counter()
+        writer = WRITER.set(key)  # the changes our writes make wake the others concerned
         try:
             again = await self.reconcile(body, logger)
         except Conflict as error:
@@ -197,6 +239,7 @@ class Controller:
             self.queue.add_after(key, delay)
             return
         finally:
+            WRITER.reset(writer)
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - began)
         metrics.RECONCILES.labels("ok").inc()
         self._failures.pop(key, None)
@@ -356,9 +399,14 @@ class Controller:
         return updated
 
     def _remember(self, obj: Object) -> None:
-        key = rsg_key(obj)
-        if key in self.rsgs and newer(obj, self.rsgs[key]):
-            self.rsgs[key] = obj
+        """The RSG as our write left it, into its informer (newest wins)."""
+        obj = {"apiVersion": api.API_VERSION, "kind": api.KIND, **obj}
+        namespace = None if self.settings.cluster_wide else rsg_key(obj)[0]
+        informer = self._rsg_informers.get(namespace)
+        if informer is not None:
+            informer.remember(obj)
+        elif rsg_key(obj) in self.rsgs and newer(obj, self.rsgs[rsg_key(obj)]):
+            self.rsgs[rsg_key(obj)] = obj
 
     async def post_event(self, body: Object, type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event about the RSG. Never fails the reconcile."""

@@ -93,3 +93,50 @@ def test_concurrent_discovery_misses_share_one_read() -> None:
 
     # One read for twenty concurrent misses, one more for the unknown kind.
     assert asyncio.run(scenario()) == (2, 0)
+
+
+def test_a_write_queued_for_a_connection_is_not_sent_once_the_fence_closes() -> None:
+    """With leadership lost while a write waits for a connection, the write is refused
+    when it gets one: the server never sees it."""
+    from aiohttp import web
+    from kubernetes_asyncio import client
+
+    async def scenario() -> tuple[list[str], type[BaseException] | None]:
+        seen: list[str] = []
+        release = asyncio.Event()
+
+        async def handle(request: web.Request) -> web.Response:
+            seen.append(request.path)
+            if request.path.endswith("/first"):
+                await release.wait()  # holds the only connection
+            return web.json_response({"kind": "Status"})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
+        lost = False
+        plain = await kube.Kube.connect(configuration, connections=1)
+        fenced = plain.fenced(lambda: "lost the Lease" if lost else None)
+        first = asyncio.create_task(fenced.request("PATCH", "/first", {}))
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(fenced.request("PATCH", "/second", {}))
+        await asyncio.sleep(0.2)  # queued behind the first, for the pool's one connection
+        lost = True
+        release.set()
+        await first
+        outcome = await asyncio.gather(second, return_exceptions=True)
+        refused = type(outcome[0]) if isinstance(outcome[0], BaseException) else None
+        with pytest.raises(kube.NotLeader):  # and any later write, at once
+            await fenced.request("PATCH", "/third", {})
+        await plain.close()
+        await runner.cleanup()
+        return seen, refused
+
+    seen, refused = asyncio.run(scenario())
+    assert refused is kube.NotLeader
+    assert seen == ["/first"]
