@@ -123,21 +123,35 @@ def clone(
     return obj
 
 
-def template_hash(obj: dict[str, Any]) -> str:
-    """A short, stable digest of a clone as made from its template (hash excluded)."""
+def template_hash(obj: dict[str, Any], version: str | None = None) -> str:
+    """A short, stable digest of a clone as made from its template (hash excluded).
+
+    Of its API group, not its version: the same template read through another served
+    version of its kind is the same template. (`version`: the digest as the operator
+    first wrote it, with that apiVersion in it; `outdated` still accepts it.)"""
     content = copy.deepcopy(obj)
     (content["metadata"].get("annotations") or {}).pop(labels.TEMPLATE_HASH, None)
+    content["apiVersion"] = version or f"{kinds.api_group(obj['apiVersion'])}/*"
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 
 
-def outdated(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """Whether an existing clone was made from another template than `wanted` was."""
+def outdated(
+    current: dict[str, Any], wanted: dict[str, Any], versions: Collection[str] = ()
+) -> bool:
+    """Whether an existing clone was made from another template than `wanted` was.
 
-    def digest(obj: dict[str, Any]) -> str | None:
-        return (obj["metadata"].get("annotations") or {}).get(labels.TEMPLATE_HASH)
-
-    return digest(current) != digest(wanted)
+    A clone made before digests left the version out carries a digest with the
+    apiVersion it was made through: it is current if that is the wanted one or any of
+    `versions` (the versions its kind is served as), so that neither an upgrade of the
+    operator nor a target moved to another version rolls the groups."""
+    made = (current["metadata"].get("annotations") or {}).get(labels.TEMPLATE_HASH)
+    if made == (wanted["metadata"].get("annotations") or {}).get(labels.TEMPLATE_HASH):
+        return False
+    for version in {wanted["apiVersion"], *versions}:
+        if made == template_hash(wanted, version):
+            return False
+    return True
 
 
 def updated(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from rsg_operator.informers import Informer, Object, Watches
+from rsg_operator.kinds import api_group
 from rsg_operator.kube import ApiResource, Conflict, Invalid, Kube, UnknownKind
 
 
@@ -27,6 +28,10 @@ class Cluster:
     async def resource(self, api_version: str, kind: str) -> ApiResource:
         """Where a kind lives (discovery, cached). Raises UnknownKind."""
         return await self.kube.resource(api_version, kind)
+
+    async def versions(self, api_version: str) -> tuple[str, ...]:
+        """Every apiVersion the group of `api_version` is served as."""
+        return await self.kube.versions(api_group(api_version))
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
         """The object as last seen, or None. Raises UnknownKind, Unavailable."""

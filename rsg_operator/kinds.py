@@ -40,6 +40,20 @@ def api_group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
+@dataclass(frozen=True)
+class GroupKind:
+    """What a kind is, whichever version it is read through: (API group, kind). Every
+    comparison of kinds in RSG is of these (RoleBasedGroup through v1alpha1 and through
+    v1alpha2 is one kind, its objects the same objects)."""
+
+    group: str
+    kind: str
+
+    @classmethod
+    def of(cls, api_version: str, kind: str) -> GroupKind:
+        return cls(api_group(api_version), kind)
+
+
 def is_cloneable(api_version: str, kind: str) -> bool:
     """SPEC §5: GroupReplication clones only the kinds with a declared layout."""
     return (api_group(api_version), kind) in LAYOUTS

@@ -39,10 +39,13 @@ def plan(
     policy: ScaleDownPolicy = ScaleDownPolicy.ORDERED,
     candidates: Iterable[str] = (),
     reserved: Collection[int] = (),
+    first: Collection[int] = (),
 ) -> Plan:
     """Groups to add or remove so that `desired` groups exist. Scale-out never picks a
     `reserved` index (a group still being deleted) nor one still listed in
-    `candidates`: a stale candidate must never remove a group made after it was named."""
+    `candidates`: a stale candidate must never remove a group made after it was named.
+    Scale-in removes the groups in `first` (blocked ones, which serve nothing) before
+    any other."""
     candidates = tuple(candidates)
     named = {i for c in candidates if (i := labels.group_index(prefix, c)) is not None}
     ignored = tuple(c for c in candidates if labels.group_index(prefix, c) not in existing)
@@ -50,7 +53,7 @@ def plan(
         add = _free_indices(existing, desired - len(existing), {*reserved, *named})
         return Plan(add=add, ignored_candidates=ignored)
     return Plan(
-        remove=victims(existing, len(existing) - desired, prefix, policy, candidates),
+        remove=victims(existing, len(existing) - desired, prefix, policy, candidates, first),
         ignored_candidates=ignored,
     )
 
@@ -61,9 +64,13 @@ def victims(
     prefix: str,
     policy: ScaleDownPolicy,
     candidates: Iterable[str],
+    first: Collection[int] = (),
 ) -> tuple[int, ...]:
-    """`count` existing groups to remove, candidates first, in removal order."""
-    chosen: list[int] = []
+    """`count` existing groups to remove, in removal order: those in `first` (in policy
+    order), then candidates, then by policy."""
+    chosen = [
+        g.index for g in _in_policy_order((existing[i] for i in first if i in existing), policy)
+    ]
     for candidate in candidates:
         index = labels.group_index(prefix, candidate)
         if index is not None and index in existing and index not in chosen:
@@ -144,7 +151,12 @@ class Decision:
     drain: tuple[int, ...] = ()  # new victims: marked draining, removed later
     revive: tuple[int, ...] = ()  # draining groups wanted again: back to serving
     add: tuple[int, ...] = ()  # new groups (the seed: restored)
-    blocked: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # names taken
+    # Groups that wait for a name another app's object holds -> the targets named so:
+    # new groups not made, and partial groups that cannot be completed.
+    blocked: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    # Partial groups that cannot be completed and stay (phase Blocked): counted toward
+    # the desired number, serving nothing, removed first on scale-in.
+    stuck: tuple[int, ...] = ()
     # Candidates naming no group at all (serving, draining or going away), when the list
     # was used to pick new victims: the ones to warn about.
     ignored_candidates: tuple[str, ...] = ()
@@ -174,8 +186,10 @@ def decide(
       first, and a half-removed seed that the planner wants back has its removal rolled
       back.
     - A group with missing clones is completed, unless another app's object holds the
-      name of one: then the group is left as it is (blocked) until the name is free; it
-      does not count as existing. A new group whose names are taken is not created.
+      name of one: then the group stands as it is (stuck, phase Blocked) until the name
+      is free. It counts toward `desired` (its index is not reused) but does not serve,
+      and it is the first victim of a scale-in, removed at once (never drained). A new
+      group whose names are taken is not created.
     - Draining groups do not count toward `desired`. When more groups are wanted, they
       are revived first (the one the planner would remove last comes back first), and
       only then are new groups made. A drain ends at the gateway's acknowledgement or
@@ -206,6 +220,7 @@ def decide(
     )
     complete: dict[int, tuple[str, ...]] = {}
     blocked: dict[int, tuple[str, ...]] = {}
+    stuck: dict[int, Group] = {}
     for index, present in sorted(observed.clones.items()):
         if index in finishing:
             continue
@@ -217,14 +232,19 @@ def decide(
         taken = tuple(t for t in missing if observed.taken(index, t))
         if taken:
             blocked[index] = taken
+            stuck[index] = Group(index, observed.created[index])
             continue
         if missing:
             complete[index] = missing
         existing[index] = Group(index, observed.created[index])
     reserved = {*finishing, *draining, *(i for i in observed.going if i not in observed.clones)}
-    known = {*existing, *reserved}  # every group there is, for the candidates' sake
-    chosen = plan(existing, desired, prefix, policy, candidates, reserved=reserved)
+    known = {*existing, *stuck, *reserved}  # every group there is, for the candidates' sake
+    chosen = plan(
+        {**existing, **stuck}, desired, prefix, policy, candidates, reserved=reserved, first=stuck
+    )
     candidates = tuple(candidates)
+    unstuck = tuple(i for i in chosen.remove if i in stuck)  # removed at once, not drained
+    removed = tuple(i for i in chosen.remove if i not in stuck)
 
     # Draining groups come back before any new group is made.
     comeback = tuple(reversed(victims(draining, len(draining), prefix, policy, candidates)))
@@ -232,7 +252,7 @@ def decide(
     new = chosen.add[: len(chosen.add) - len(revive)]
     existing.update((i, draining.pop(i)) for i in revive)
 
-    if seed is SeedAction.FINISH_RESTORE and labels.SEED_INDEX in chosen.remove:
+    if seed is SeedAction.FINISH_RESTORE and labels.SEED_INDEX in removed:
         seed = None
     if seed is SeedAction.FINISH_REMOVAL and labels.SEED_INDEX in new:
         seed = SeedAction.ROLL_BACK_REMOVAL
@@ -254,18 +274,19 @@ def decide(
             drained.append(index)
         else:
             still[index] = deadline
-    drain_now = chosen.remove if drain_timeout > 0 else ()
+    drain_now = removed if drain_timeout > 0 else ()
     still.update((i, now + drain_timeout) for i in drain_now)
-    kept = set(existing) - set(chosen.remove)
+    kept = set(existing) - set(removed)
     return Decision(
         seed=seed,
         finish_deleting=finishing,
         complete={i: m for i, m in complete.items() if i in kept},
-        remove=(*drained, *(() if drain_now else chosen.remove)),
+        remove=(*drained, *unstuck, *(() if drain_now else removed)),
         drain=drain_now,
         revive=revive,
         add=tuple(add),
-        blocked=blocked,
+        blocked={i: t for i, t in blocked.items() if i not in unstuck},
+        stuck=tuple(i for i in sorted(stuck) if i not in unstuck),
         ignored_candidates=tuple(
             c
             for c in chosen.ignored_candidates

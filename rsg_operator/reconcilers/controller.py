@@ -90,9 +90,9 @@ def watched(
         for t in spec.targets
     ]
     if isinstance(spec.strategy, api.GroupReplication):
-        kinds = [*group_replication.spec_kinds(spec), *group_replication.recorded_kinds(stored)]
         selections += [
-            Selection(k.api_version, k.kind, namespace, labelled=name) for k in dict.fromkeys(kinds)
+            Selection(k.api_version, k.kind, namespace, labelled=name)
+            for k in group_replication.all_kinds(spec, stored)
         ]
     return selections
 
@@ -382,10 +382,15 @@ class Controller:
         key = rsg_key(body)
         finalizers = list(body["metadata"].get("finalizers") or [])
         if FINALIZER in finalizers:
+            unreleased: list[str] = []
             with contextlib.suppress(api.SpecError):
                 spec = api.parse_spec(body.get("spec"))
                 self.watches.want(key, watched(spec, *key, self._stored(key)))
-                await group_replication.release(self.cluster, spec, *key)
+                unreleased = await group_replication.release(self.cluster, spec, *key)
+            if unreleased:  # never will be: the deletion does not wait for them
+                message = "could not take RSG's labels off " + "; ".join(unreleased)
+                logger.warning("ReleaseIncomplete: %s", message)
+                await self.post_event(body, "Warning", "ReleaseIncomplete", message)
             await self._set_finalizers(body, [f for f in finalizers if f != FINALIZER])
             logger.info("released")
         self.watches.drop(key)

@@ -2,16 +2,22 @@
 
 Truth is in the cluster: the seed group is the targets themselves (index 1), every other
 group is the set of objects labelled with this RSG's name and a group index and owned
-(controller ownerReference) by this RSG. A reconcile observes them, lets the planner
-decide (planner.decide, pure) and carries the decision out:
+(controller ownerReference) by this RSG. A reconcile observes them (`observe`), lets the
+planner decide (planner.decide, pure) and carries the decision out phase by phase
+(`PHASES`), in an order that makes every crash point safe:
 
 - an object RSG would create but that exists without this RSG's controller reference is
-  never adopted, counted, changed or deleted: its group waits (Degraded NameConflict);
+  never adopted, counted, changed or deleted: its group waits (Degraded NameConflict;
+  a partial group that cannot be completed stands as Blocked);
 - a removal is recorded in the RSG's status (the group's phase Deleting) before its
   first write, so an operator that dies half-way finishes it after a restart instead of
   completing the group again; the kinds RSG has cloned are recorded the same way, so
   that clones of a kind later dropped from the spec are still collected;
-- a half-created group is completed (names are deterministic: never a duplicate).
+- draining groups are revived before any group is made, and a half-created group is
+  completed (names are deterministic: never a duplicate).
+
+Kinds are compared as (API group, kind) throughout (kinds.GroupKind): a target moved to
+another served version of its kind keeps its clones.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from typing import Any
 from rsg_operator import api, clone, labels, planner
 from rsg_operator.cluster import Cluster
 from rsg_operator.informers import Selection
-from rsg_operator.kube import AlreadyExists, Conflict
+from rsg_operator.kinds import GroupKind
+from rsg_operator.kube import AlreadyExists, Conflict, KubeError, UnknownKind
 from rsg_operator.members import entry, member_ready, pod_selector
 from rsg_operator.planner import SeedAction
 from rsg_operator.reconcilers.report import Report
@@ -38,7 +45,14 @@ Checkpoint = Callable[[dict[str, Any]], Awaitable[None]]
 Members = dict[str, dict[str, Any]]  # target id -> object
 # Phases of status.groups[] (SPEC §3). SERVING stands for Creating or Ready, which the
 # members' readiness decides.
-CREATING, READY, DRAINING, DELETING, SERVING = "Creating", "Ready", "Draining", "Deleting", ""
+CREATING, READY, DRAINING, DELETING, BLOCKED = (
+    "Creating",
+    "Ready",
+    "Draining",
+    "Deleting",
+    "Blocked",
+)
+SERVING = ""
 # A drain's deadline is acted on this long after it, so that the clock has passed it.
 DEADLINE_SLACK = 0.05
 
@@ -56,10 +70,15 @@ class Rsg:
 
 @dataclass(frozen=True)
 class Kind:
-    """A kind RSG clones, as status.cloneKinds records it."""
+    """A kind RSG clones, as status.cloneKinds records it: the version it is read
+    through, and its identity (API group and kind), by which kinds are compared."""
 
     api_version: str
     kind: str
+
+    @property
+    def id(self) -> GroupKind:
+        return GroupKind.of(self.api_version, self.kind)
 
     def record(self) -> dict[str, str]:
         return {"apiVersion": self.api_version, "kind": self.kind}
@@ -73,7 +92,60 @@ def recorded_kinds(stored: dict[str, Any]) -> list[Kind]:
 
 
 def spec_kinds(spec: api.RSGSpec) -> list[Kind]:
-    return list(dict.fromkeys(Kind(t.api_version, t.kind) for t in spec.targets))
+    return unique_kinds(Kind(t.api_version, t.kind) for t in spec.targets)
+
+
+def unique_kinds(found: Any) -> list[Kind]:
+    """One Kind per (API group, kind), the first one given winning (so the spec's version,
+    listed before the recorded ones, is the one read and written)."""
+    kept: dict[GroupKind, Kind] = {}
+    for kind in found:
+        kept.setdefault(kind.id, kind)
+    return list(kept.values())
+
+
+def all_kinds(spec: api.RSGSpec, stored: dict[str, Any]) -> list[Kind]:
+    """Every kind this RSG's clones may be of: the spec's, then those it recorded."""
+    return unique_kinds([*spec_kinds(spec), *recorded_kinds(stored)])
+
+
+# ---------------------------------------------------------------------------- one pass
+
+
+@dataclass
+class Pass:
+    """One reconcile: what it observed, what the planner decided, and the groups as the
+    phases so far have left them."""
+
+    cluster: Cluster
+    spec: api.RSGSpec
+    strategy: api.GroupReplication
+    rsg: Rsg
+    stored: dict[str, Any]  # the status as last written: recorded removals and kinds
+    checkpoint: Checkpoint
+    now: float
+    seed: Members
+    found: Owned
+    drains: dict[int, planner.Drain]
+    decision: planner.Decision
+    kinds: list[Kind]  # kinds to record: the spec's and those still cloned
+    groups: dict[int, Members] = field(default_factory=dict)  # index -> members, as now
+    result: Report = field(default_factory=Report)
+
+    @property
+    def prefix(self) -> str:
+        return self.strategy.prefix
+
+    def id(self, index: int) -> str:
+        return labels.group_id(self.prefix, index)
+
+    @property
+    def removing(self) -> set[int]:
+        """Groups whose removal this pass records before it begins."""
+        removing = {*self.decision.finish_deleting, *self.decision.remove}
+        if self.decision.seed is SeedAction.FINISH_REMOVAL:
+            removing.add(labels.SEED_INDEX)
+        return removing
 
 
 async def reconcile(
@@ -85,7 +157,25 @@ async def reconcile(
     stored: dict[str, Any],
     checkpoint: Checkpoint,
 ) -> Report:
-    """`stored` is the RSG's status as last written: the removals and kinds it records."""
+    """Observe, decide, then run every phase in order; the status of what is now."""
+    observed = await observe(cluster, spec, strategy, seed, rsg, stored, checkpoint)
+    if isinstance(observed, Report):
+        return observed  # refused: nothing written
+    for phase in PHASES:
+        await phase(observed)
+    return await _report(observed)
+
+
+async def observe(
+    cluster: Cluster,
+    spec: api.RSGSpec,
+    strategy: api.GroupReplication,
+    seed: Members,
+    rsg: Rsg,
+    stored: dict[str, Any],
+    checkpoint: Checkpoint,
+) -> Pass | Report:
+    """Read the groups (from the caches), and let the planner decide. No write."""
     prefix = strategy.prefix
     found = await _owned(cluster, spec, rsg, prefix, stored)
     if found.other_prefixes:
@@ -99,7 +189,6 @@ async def reconcile(
                 )
             ]
         )
-    result = Report()
     deleting = {
         labels.group_index(prefix, str(g.get("id"))) or 0
         for g in stored.get("groups") or []
@@ -131,11 +220,47 @@ async def reconcile(
         strategy.scale_down.drain_timeout_seconds,
         now,
     )
+    groups: dict[int, Members] = {**found.clones, labels.SEED_INDEX: seed}
+    kinds = unique_kinds([*spec_kinds(spec), *found.kinds])
+    return Pass(
+        cluster,
+        spec,
+        strategy,
+        rsg,
+        stored,
+        checkpoint,
+        now,
+        seed,
+        found,
+        drains,
+        decision,
+        kinds,
+        groups,
+    )
 
-    seed = {tid: await _label_seed(cluster, obj, rsg, prefix) for tid, obj in seed.items()}
-    for obj in found.strays:
-        await cluster.delete(obj)
-        result.events.append(
+
+# ---------------------------------------------------------------------------- phases
+#
+# Each phase says after which crash it is safe: what the next reconcile finds when the
+# operator dies right after one of the phase's writes, and why it does the right thing.
+
+
+async def label_seed(p: Pass) -> None:
+    """The seed members get the group labels (metadata only, idempotent).
+    Crash: the next pass labels the rest."""
+    p.seed = {
+        tid: await _label_seed(p.cluster, obj, p.rsg, p.prefix) for tid, obj in p.seed.items()
+    }
+    p.groups[labels.SEED_INDEX] = p.seed
+
+
+async def remove_strays(p: Pass) -> None:
+    """Owned objects that match no target of the current spec (a target dropped, a
+    group index past the seed's) are deleted.
+    Crash: the rest are still strays next time."""
+    for obj in p.found.strays:
+        await p.cluster.delete(obj)
+        p.result.events.append(
             (
                 "StrayRemoved",
                 f"deleted {obj['kind']} {obj['metadata']['name']}, "
@@ -143,148 +268,210 @@ async def reconcile(
             )
         )
 
-    # What is about to start is recorded first: the groups to remove, the kinds to clone.
-    groups: dict[int, Members] = dict(found.clones)
-    groups[labels.SEED_INDEX] = seed
-    removing = set(decision.finish_deleting) | set(decision.remove)
-    if decision.seed is SeedAction.FINISH_REMOVAL:
-        removing.add(labels.SEED_INDEX)
-    kinds = list(dict.fromkeys([*found.kinds, *spec_kinds(spec)]))
+
+async def record_intent(p: Pass) -> None:
+    """THE CHECKPOINT: status records the groups whose removal begins now (phase
+    Deleting) and the kinds about to be cloned, before any of those writes.
+    Crash before it: nothing was begun. Crash after it: a recorded removal is finished,
+    never completed again (once begun); clones of a recorded kind are always found."""
     intent = {
         "groups": _groups_status(
-            spec,
-            prefix,
-            {**found.going, **groups},
-            _phases(decision, removing, found.going),
-            decision.draining,
+            p.spec,
+            p.prefix,
+            {**p.found.going, **p.groups},
+            _phases(p.decision, p.removing, p.found.going),
+            p.decision.draining,
         ),
-        "cloneKinds": [k.record() for k in kinds],
+        "cloneKinds": [k.record() for k in p.kinds],
+    }
+    deleting = {
+        labels.group_index(p.prefix, str(g.get("id"))) or 0
+        for g in p.stored.get("groups") or []
+        if g.get("phase") == DELETING
     }
     # Also when a recorded removal is over: its index must not look reserved, nor its new
     # group be removed again, after a crash.
-    if (removing != deleting or kinds != recorded_kinds(stored)) and _changed(stored, intent):
-        await checkpoint(intent)
-
-    for candidate in decision.ignored_candidates:  # only when the list was used
-        result.warnings.append(
+    if (p.removing != deleting or p.kinds != recorded_kinds(p.stored)) and _changed(
+        p.stored, intent
+    ):
+        await p.checkpoint(intent)
+    for candidate in p.decision.ignored_candidates:  # only when the list was used
+        p.result.warnings.append(
             ("CandidateIgnored", f"scale-down candidate {candidate} is not an existing group")
         )
-    for index in decision.revive:
-        groups[index] = await _mark(cluster, groups[index], None)
-        result.drains.append("revived")
-        result.events.append(
+
+
+async def revive(p: Pass) -> None:
+    """Draining groups wanted back serve again (marks removed), before any new group is
+    made. Crash: still wanted and still draining next time, or already revived."""
+    for index in p.decision.revive:
+        p.groups[index] = await _mark(p.cluster, p.groups[index], None)
+        p.result.drains.append("revived")
+        p.result.events.append(
             (
                 "GroupRevived",
-                f"{labels.group_id(prefix, index)} serves again: it was draining and is wanted "
-                "back (no new group made)",
+                f"{p.id(index)} serves again: it was draining and is wanted back (no new "
+                "group made)",
             )
         )
-    for index in decision.drain:
-        groups[index] = await _mark(cluster, groups[index], now, fresh=True)
-        deadline = _rfc3339(decision.draining[index])
-        result.events.append(
+
+
+async def drain(p: Pass) -> None:
+    """New victims start draining (label and start time on every member); a drain that
+    a crash interrupted between members gets the rest, with the same start.
+    Crash: the group is draining (one member marked is enough) from its first start."""
+    for index in p.decision.drain:
+        p.groups[index] = await _mark(p.cluster, p.groups[index], p.now, fresh=True)
+        deadline = _rfc3339(p.decision.draining[index])
+        p.result.events.append(
             (
                 "GroupDraining",
-                f"draining {labels.group_id(prefix, index)}: removed when a member is annotated "
+                f"draining {p.id(index)}: removed when a member is annotated "
                 f"{labels.DRAINED}={labels.TRUE}, or at {deadline}",
             )
         )
-    for index in sorted(set(decision.draining) - set(decision.drain)):
-        # A drain a crash interrupted between members: the rest get the label too.
-        groups[index] = await _mark(cluster, groups[index], drains[index].started)
-    for index in (*decision.finish_deleting, *decision.remove):
+    for index in sorted(set(p.decision.draining) - set(p.decision.drain)):
+        p.groups[index] = await _mark(p.cluster, p.groups[index], p.drains[index].started)
+
+
+async def remove(p: Pass) -> None:
+    """Recorded removals are carried out: a clone group's members deleted together,
+    each after its pods (foreground); the seed group scaled to 0 with its counts kept.
+    Crash: the removal is recorded and has begun, so it is finished next time."""
+    for index in (*p.decision.finish_deleting, *p.decision.remove):
         if index == labels.SEED_INDEX:
-            seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
-            groups[index] = seed
+            p.seed = {tid: await _scale_seed_down(p.cluster, obj) for tid, obj in p.seed.items()}
+            p.groups[index] = p.seed
         else:
-            # A group goes as one: its members are deleted together, not one by one, each
-            # after its pods (foreground), so the group is Deleting until they are gone.
             await asyncio.gather(
-                *(cluster.delete(obj, foreground=True) for obj in groups[index].values())
+                *(p.cluster.delete(obj, foreground=True) for obj in p.groups[index].values())
             )
-            found.going[index] = groups.pop(index)
-        group_id = labels.group_id(prefix, index)
-        drain = drains.get(index)
-        if index in decision.finish_deleting:
-            said = f"finished removing {group_id}"
+            p.found.going[index] = p.groups.pop(index)
+        drain = p.drains.get(index)
+        if index in p.decision.finish_deleting:
+            said = f"finished removing {p.id(index)}"
         elif drain is None:
-            said = f"removed {group_id}"
+            said = f"removed {p.id(index)}"
         elif drain.acknowledged:
-            said = f"removed {group_id}: its drain was acknowledged"
-            result.drains.append("acknowledged")
+            said = f"removed {p.id(index)}: its drain was acknowledged"
+            p.result.drains.append("acknowledged")
         else:
-            said = f"removed {group_id}: its drain deadline passed"
-            result.drains.append("deadline")
-        result.events.append(("GroupRemoved", said))
-    if decision.seed is SeedAction.FINISH_REMOVAL:
-        seed = {tid: await _scale_seed_down(cluster, obj) for tid, obj in seed.items()}
-        result.events.append(("GroupRemoved", f"finished removing {_seed_id(prefix)}"))
-    elif decision.seed is SeedAction.FINISH_RESTORE:
-        seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
-        result.events.append(("GroupCreated", f"finished restoring {_seed_id(prefix)}"))
-    elif decision.seed is SeedAction.ROLL_BACK_REMOVAL:
-        seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
-        result.events.append(
+            said = f"removed {p.id(index)}: its drain deadline passed"
+            p.result.drains.append("deadline")
+        p.result.events.append(("GroupRemoved", said))
+
+
+async def settle_seed(p: Pass) -> None:
+    """A seed group a crash left half at 0: its recorded removal finished, its restore
+    finished, or its removal rolled back (wanted again). No member goes down only to come
+    up again. Crash: the members not yet done are still half-way next time."""
+    seed_id = p.id(labels.SEED_INDEX)
+    action = p.decision.seed
+    if action is SeedAction.FINISH_REMOVAL:
+        p.seed = {tid: await _scale_seed_down(p.cluster, obj) for tid, obj in p.seed.items()}
+        p.result.events.append(("GroupRemoved", f"finished removing {seed_id}"))
+    elif action is SeedAction.FINISH_RESTORE:
+        p.seed = {tid: await _restore_seed(p.cluster, obj) for tid, obj in p.seed.items()}
+        p.result.events.append(("GroupCreated", f"finished restoring {seed_id}"))
+    elif action is SeedAction.ROLL_BACK_REMOVAL:
+        p.seed = {tid: await _restore_seed(p.cluster, obj) for tid, obj in p.seed.items()}
+        p.result.events.append(
             (
                 "GroupCreated",
-                f"rolled back the unfinished removal of {_seed_id(prefix)}: it is wanted "
-                "again; its members at 0 were restored, the others kept running",
+                f"rolled back the unfinished removal of {seed_id}: it is wanted again; its "
+                "members at 0 were restored, the others kept running",
             )
         )
+    p.groups[labels.SEED_INDEX] = p.seed
 
-    for index, missing in sorted(decision.complete.items()):
-        targets = [spec.target(tid) for tid in missing]
-        await _create_members(cluster, spec, seed, rsg, prefix, index, groups[index], targets)
-        result.events.append(
+
+async def complete(p: Pass) -> None:
+    """Partial groups (a crash between two creates) get their missing clones.
+    Crash: the names are deterministic, so the next pass completes, never duplicates."""
+    for index, missing in sorted(p.decision.complete.items()):
+        targets = [p.spec.target(tid) for tid in missing]
+        await _create_members(p, index, p.groups[index], targets)
+        p.result.events.append(
             (
                 "GroupCompleted",
-                f"completed {labels.group_id(prefix, index)}: created "
-                + ", ".join(t.describe() for t in targets),
+                f"completed {p.id(index)}: created " + ", ".join(t.describe() for t in targets),
             )
         )
-    for index in decision.add:
-        if index == labels.SEED_INDEX:
-            seed = {tid: await _restore_seed(cluster, obj) for tid, obj in seed.items()}
-        else:
-            groups[index] = {}
-            await _create_members(
-                cluster, spec, seed, rsg, prefix, index, groups[index], spec.targets
-            )
-        result.events.append(("GroupCreated", f"created {labels.group_id(prefix, index)}"))
-    groups[labels.SEED_INDEX] = seed
 
-    live = {i: groups[i] for i in decision.existing if i in groups}
-    rollout = await _roll_out(cluster, seed, rsg, prefix, live, result)
-    reported = {**found.going, **groups}
-    phases = _phases(decision, set(), found.going)
-    if labels.SEED_INDEX not in live and _still_running(seed):
+
+async def add(p: Pass) -> None:
+    """New groups: clones created member by member (the seed group: restored).
+    Crash: a partial new group is completed next time."""
+    for index in p.decision.add:
+        if index == labels.SEED_INDEX:
+            p.seed = {tid: await _restore_seed(p.cluster, obj) for tid, obj in p.seed.items()}
+            p.groups[index] = p.seed
+        else:
+            p.groups[index] = {}
+            await _create_members(p, index, p.groups[index], p.spec.targets)
+        p.result.events.append(("GroupCreated", f"created {p.id(index)}"))
+
+
+async def roll_out(p: Pass) -> None:
+    """Clones made from an older seed template are replaced, one group at a time, only
+    while every other group is ready. Crash: a group half-updated is the first stale
+    group next time, and is finished before any other starts."""
+    live = {i: p.groups[i] for i in p.decision.existing if i in p.groups}
+    p.result.healthy = Healthy(progressing=await _roll_out(p, live))
+
+
+# The order is the crash safety: labels, strays, the record, then revivals before
+# drains and removals, removals before creations, creations before the rollout.
+PHASES: tuple[Callable[[Pass], Awaitable[None]], ...] = (
+    label_seed,
+    remove_strays,
+    record_intent,
+    revive,
+    drain,
+    remove,
+    settle_seed,
+    complete,
+    add,
+    roll_out,
+)
+
+
+async def _report(p: Pass) -> Report:
+    """The status of the groups as the phases left them."""
+    result, decision = p.result, p.decision
+    live = {i: p.groups[i] for i in decision.existing if i in p.groups}
+    reported = {**p.found.going, **p.groups}
+    phases = _phases(decision, set(), p.found.going)
+    wanted = {k.id for k in spec_kinds(p.spec)}
+    if labels.SEED_INDEX not in live and _still_running(p.seed):
         phases[labels.SEED_INDEX] = DELETING  # scaled to 0, its pods are going away
     result.fields = {
-        **_status(spec, prefix, seed, reported, phases, decision.draining),
-        "cloneKinds": [k.record() for k in kinds if k in spec_kinds(spec) or found.held(k)],
+        **_status(p.spec, p.prefix, p.seed, reported, phases, decision.draining),
+        "cloneKinds": [k.record() for k in p.kinds if k.id in wanted or p.found.held(k)],
     }
     ready = result.fields["readyReplicas"]
-    waiting = [g["id"] for g in result.fields["groups"] if g["phase"] == "Creating"]
+    waiting = [g["id"] for g in result.fields["groups"] if g["phase"] == CREATING]
+    rollout = result.healthy.progressing
     progress = rollout or (f"waiting for {', '.join(waiting)} to become ready" if waiting else None)
     if decision.draining:
         first = min(decision.draining.values())
-        ids = ", ".join(labels.group_id(prefix, i) for i in sorted(decision.draining))
+        ids = ", ".join(p.id(i) for i in sorted(decision.draining))
         draining = f"draining {ids} (the first deadline: {_rfc3339(first)})"
         progress = f"{progress}; {draining}" if progress else draining
         result.requeue_after = max(first - time.time(), 0.0) + DEADLINE_SLACK
+    extra = [
+        *([f"{len(decision.draining)} draining"] if decision.draining else []),
+        *([f"{len(decision.stuck)} blocked"] if decision.stuck else []),
+    ]
     result.healthy = Healthy(
         "GroupsReconciled",
-        f"{len(live)}/{strategy.replicas} groups serve, {ready} ready"
-        + (f", {len(decision.draining)} draining" if decision.draining else ""),
+        f"{len(live)}/{p.strategy.replicas} groups serve, {ready} ready"
+        + "".join(f", {e}" for e in extra),
         progress,
     )
     if decision.blocked:
-        result.problems, result.watch = _name_conflicts(spec, rsg, prefix, decision.blocked)
+        result.problems, result.watch = _name_conflicts(p, decision.blocked)
     return result
-
-
-def _seed_id(prefix: str) -> str:
-    return labels.group_id(prefix, labels.SEED_INDEX)
 
 
 def _changed(stored: dict[str, Any], fields: dict[str, Any]) -> bool:
@@ -292,85 +479,101 @@ def _changed(stored: dict[str, Any], fields: dict[str, Any]) -> bool:
 
 
 def _name_conflicts(
-    spec: api.RSGSpec, rsg: Rsg, prefix: str, blocked: Mapping[int, tuple[str, ...]]
+    p: Pass, blocked: Mapping[int, tuple[str, ...]]
 ) -> tuple[list[Problem], list[Selection]]:
     """NameConflict naming each object that holds a group's name, and the names to watch
     (its deletion frees the group)."""
     problems, watch = [], []
     for index, tids in sorted(blocked.items()):
+        waits = "stands Blocked" if index in p.decision.stuck else "waits"
         for tid in tids:
-            target = spec.target(tid)
-            name = labels.clone_name(prefix, index, target.name)
+            target = p.spec.target(tid)
+            name = labels.clone_name(p.prefix, index, target.name)
             problems.append(
                 Problem(
                     Reason.NAME_CONFLICT,
-                    f"{target.kind} {rsg.namespace}/{name} exists and is not owned by this "
-                    f"RSG: group {labels.group_id(prefix, index)} waits until the name is free "
+                    f"{target.kind} {p.rsg.namespace}/{name} exists and is not owned by this "
+                    f"RSG: group {p.id(index)} {waits} until the name is free "
                     "(RSG never adopts, changes or deletes another owner's object)",
                 )
             )
-            watch.append(Selection(target.api_version, target.kind, rsg.namespace, name=name))
+            watch.append(Selection(target.api_version, target.kind, p.rsg.namespace, name=name))
     return problems, watch
 
 
-async def _roll_out(
-    cluster: Cluster,
-    seed: Members,
-    rsg: Rsg,
-    prefix: str,
-    groups: dict[int, Members],
-    result: Report,
-) -> str | None:
+async def _roll_out(p: Pass, groups: dict[int, Members]) -> str | None:
     """Bring clones made from an older seed template up to date, one group at a time.
 
     A group is updated only when every other group (the seed included, which the user
     changed) has observed its generation and is ready, so a bad template stops after one
     group instead of rolling through the fleet. Returns what is under way, if anything."""
     wanted = {
-        index: {tid: _clone(seed, tid, rsg, prefix, index) for tid in members}
+        index: {tid: _clone(p.seed, tid, p.rsg, p.prefix, index) for tid in members}
         for index, members in groups.items()
         if index != labels.SEED_INDEX
     }
-    stale = [
-        index
+    outdated = {
+        index: [
+            tid for tid, obj in wanted[index].items() if await _outdated(p, groups[index][tid], obj)
+        ]
         for index in sorted(wanted)
-        if any(clone.outdated(groups[index][tid], obj) for tid, obj in wanted[index].items())
-    ]
+    }
+    stale = [index for index, tids in outdated.items() if tids]
     if not stale:
         return None
-    ids = ", ".join(labels.group_id(prefix, i) for i in stale)
+    ids = ", ".join(p.id(i) for i in stale)
     busy = [i for i in sorted(groups) if i not in stale and not _group_ready(groups[i])]
     if busy:
-        waiting = ", ".join(labels.group_id(prefix, i) for i in busy)
+        waiting = ", ".join(p.id(i) for i in busy)
         return f"template change: {ids} wait until {waiting} observed it and are ready"
     index = stale[0]
-    for tid, obj in wanted[index].items():
-        if clone.outdated(groups[index][tid], obj):
-            groups[index][tid] = await cluster.replace(clone.updated(groups[index][tid], obj))
-    group = labels.group_id(prefix, index)
-    result.events.append(("GroupUpdated", f"updated {group} to the seed group's template"))
-    return f"template change: updated {group}; waiting for it before {len(stale) - 1} more"
+    for tid in outdated[index]:
+        replacement = clone.updated(groups[index][tid], wanted[index][tid])
+        groups[index][tid] = await p.cluster.replace(replacement)
+    p.result.events.append(("GroupUpdated", f"updated {p.id(index)} to the seed group's template"))
+    return f"template change: updated {p.id(index)}; waiting for it before {len(stale) - 1} more"
 
 
-async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str, name: str) -> None:
+async def _outdated(p: Pass, current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """clone.outdated; the kind's served versions are read (discovery, cached) only for a
+    clone whose digest is not the version-free one."""
+    if not clone.outdated(current, wanted):
+        return False
+    return clone.outdated(current, wanted, await p.cluster.versions(wanted["apiVersion"]))
+
+
+async def release(cluster: Cluster, spec: api.RSGSpec, namespace: str, name: str) -> list[str]:
     """On RSG deletion: take this RSG's labels (and a drain's marks) off the seed members;
     clones are collected by the garbage collector through their ownerReference, at once,
     drained or not. Labels another RSG has set since (it took the member over) are left
-    alone."""
+    alone.
+
+    Returns what could not be released and why: a member whose kind is no longer served
+    (its CRD uninstalled first) or that the operator may not write. Those never will be,
+    so they do not hold the deletion up; a failure that may pass (the API server
+    unavailable, a conflict) is raised, and the release is tried again."""
+    unreleased = []
     for target in spec.targets:
-        found = await cluster.get(
-            target.api_version, target.kind, target.namespace_or(namespace), target.name
-        )
-        if found is None:
-            continue
-        if _meta(found, "labels").get(labels.NAME) != name:
-            continue
-        await _set_metadata(
-            cluster,
-            found,
-            dict.fromkeys((labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX, labels.DRAINING)),
-            dict.fromkeys((labels.DRAIN_STARTED, labels.DRAINED)),
-        )
+        where = f"{target.describe()} in {target.namespace_or(namespace)}"
+        try:
+            found = await cluster.get(
+                target.api_version, target.kind, target.namespace_or(namespace), target.name
+            )
+            if found is None or _meta(found, "labels").get(labels.NAME) != name:
+                continue
+            await _set_metadata(
+                cluster,
+                found,
+                dict.fromkeys((labels.NAME, labels.GROUP_ID, labels.GROUP_INDEX, labels.DRAINING)),
+                dict.fromkeys((labels.DRAIN_STARTED, labels.DRAINED)),
+            )
+        except UnknownKind as error:
+            unreleased.append(f"{where}: {error}")
+        except KubeError as error:
+            if error.status not in (401, 403, 404, 422):
+                raise
+            unreleased.append(f"{where}: {error}")
+    return unreleased
 
 
 # ---------------------------------------------------------------------------- reading
@@ -391,7 +594,7 @@ class Owned:
     def held(self, kind: Kind) -> bool:
         """Whether any object of `kind` stays ours after this reconcile."""
         return any(
-            Kind(obj["apiVersion"], obj["kind"]) == kind
+            GroupKind.of(obj["apiVersion"], obj["kind"]) == kind.id
             for groups in (self.clones, self.going)
             for members in groups.values()
             for obj in members.values()
@@ -403,7 +606,7 @@ async def _owned(
 ) -> Owned:
     """Every object labelled with this RSG's name and owned by it, of every kind it clones
     now or has cloned (status.cloneKinds)."""
-    kinds = list(dict.fromkeys([*spec_kinds(spec), *recorded_kinds(stored)]))
+    kinds = all_kinds(spec, stored)
     found = Owned({}, [], [], kinds)
     for kind in kinds:
         for obj in await cluster.labelled(kind.api_version, kind.kind, rsg.namespace, rsg.name):
@@ -419,7 +622,7 @@ async def _owned(
                 (
                     t
                     for t in spec.targets
-                    if Kind(t.api_version, t.kind) == kind
+                    if GroupKind.of(t.api_version, t.kind) == kind.id
                     and index is not None
                     and labels.clone_name(prefix, index, t.name) == meta["name"]
                 ),
@@ -514,19 +717,16 @@ def _clone(seed: Members, target_id: str, rsg: Rsg, prefix: str, index: int) -> 
 
 
 async def _create_members(
-    cluster: Cluster,
-    spec: api.RSGSpec,
-    seed: Members,
-    rsg: Rsg,
-    prefix: str,
+    p: Pass,
     index: int,
     members: Members,
     targets: tuple[api.Target, ...] | list[api.Target],
 ) -> None:
     """Create the clones of `targets` in group `index`, one after the other (a crash
     leaves a prefix of them, which the next reconcile completes)."""
+    cluster, rsg = p.cluster, p.rsg
     for target in targets:
-        obj = _clone(seed, target.id, rsg, prefix, index)
+        obj = _clone(p.seed, target.id, rsg, p.prefix, index)
         try:
             members[target.id] = await cluster.create(obj)
         except AlreadyExists:
@@ -599,6 +799,7 @@ def _phases(
     """The phase of every group status.groups[] lists: serving ones (Creating or Ready),
     draining ones, and those whose removal is recorded or whose objects are going away."""
     phases = dict.fromkeys(decision.existing, SERVING)
+    phases.update(dict.fromkeys(decision.stuck, BLOCKED))
     phases.update(dict.fromkeys(decision.draining, DRAINING))
     phases.update(dict.fromkeys(removing, DELETING))
     # A group whose objects are all going away (one member being replaced does not make

@@ -12,6 +12,7 @@ from rsg_operator import kinds
 from rsg_operator.clone import Owner, clone, outdated, replica_counts, template_hash, updated
 
 HASH = "resourcescalinggroup.com/template-hash"
+TEMPLATE_HASH = "resourcescalinggroup.com/template-hash"
 OWNER = Owner("resourcescalinggroup.com/v1", "ResourceScalingGroup", "pd", "uid-1")
 GROUP = {
     "resourcescalinggroup.com/name": "pd",
@@ -166,6 +167,37 @@ def test_the_template_hash_changes_with_the_seed_and_only_then() -> None:
     seed = deployment()
     seed["spec"]["replicas"] = 3
     assert outdated(first, clone(seed, OWNER, "unit", 2))
+
+
+def rbg(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"workloads.x-k8s.io/{version}",
+        "kind": "RoleBasedGroup",
+        "metadata": {"name": "g"},
+        "spec": {"roles": [{"name": "a", "replicas": 1, "template": {"spec": {}}}]},
+    }
+
+
+def test_the_template_hash_is_the_same_through_every_version_of_a_kind() -> None:
+    made = clone(rbg("v1alpha1"), OWNER, "unit", 2)
+    assert not outdated(made, clone(rbg("v1alpha2"), OWNER, "unit", 2))
+    changed = rbg("v1alpha2")
+    changed["spec"]["roles"][0]["replicas"] = 2
+    assert outdated(made, clone(changed, OWNER, "unit", 2), ["workloads.x-k8s.io/v1alpha1"])
+
+
+def test_a_digest_made_with_its_version_in_it_is_still_current() -> None:
+    """Clones made before digests left the version out: no rollout on an upgrade of the
+    operator, nor when their target moves to another served version."""
+    old = clone(rbg("v1alpha1"), OWNER, "unit", 2)
+    old["metadata"]["annotations"][TEMPLATE_HASH] = template_hash(
+        old, "workloads.x-k8s.io/v1alpha1"
+    )
+    assert not outdated(old, clone(rbg("v1alpha1"), OWNER, "unit", 2))
+    moved = clone(rbg("v1alpha2"), OWNER, "unit", 2)
+    assert outdated(old, moved)  # without the versions served, it cannot tell...
+    served = ["workloads.x-k8s.io/v1alpha1", "workloads.x-k8s.io/v1alpha2"]
+    assert not outdated(old, moved, served)  # ...with them, it can
 
 
 def test_a_draining_seed_lends_its_clones_none_of_its_drain() -> None:

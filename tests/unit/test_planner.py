@@ -193,11 +193,24 @@ def test_a_name_held_by_another_app_blocks_its_group_only() -> None:
     assert decision.existing == (1, 3)
 
 
-def test_a_group_missing_a_member_whose_name_is_taken_is_left_alone() -> None:
-    decision = decide(observed({2: frozenset({"prefill"})}, taken=frozenset({(2, "decode")})), 2, P)
+def test_a_partial_group_whose_missing_name_is_taken_stands_blocked() -> None:
+    half = observed({2: frozenset({"prefill"})}, taken=frozenset({(2, "decode")}))
+    decision = decide(half, 2, P)
     assert decision.blocked == {2: ("decode",)}
+    assert decision.stuck == (2,)  # listed as Blocked
     assert decision.complete == {} and decision.remove == () and decision.finish_deleting == ()
-    assert decision.existing == (1,)  # not counted as a group
+    assert decision.existing == (1,)  # serving: the seed only
+    assert decide(half, 3, P).add == (3,)  # counted: its index is not reused
+
+
+def test_a_blocked_group_is_the_first_victim_and_is_not_drained() -> None:
+    half = observed({2: frozenset({"prefill"}), 3: WHOLE}, taken=frozenset({(2, "decode")}))
+    decision = decide(half, 2, P, candidates=["unit-03"], drain_timeout=60, now=T0)
+    assert decision.remove == (2,) and decision.drain == ()  # before the candidate
+    assert decision.stuck == () and decision.blocked == {}
+    assert decision.existing == (1, 3)
+    gone = decide(half, 0, P)  # scaled to 0: nothing is left behind
+    assert set(gone.remove) == {1, 2, 3} and gone.stuck == ()
 
 
 def test_victims_with_missing_members_are_removed_not_completed() -> None:
@@ -371,6 +384,7 @@ drains = st.dictionaries(
     st.integers(0, 16),
     st.sampled_from([0, 30]),
     candidate_ids,
+    st.frozensets(st.tuples(st.integers(2, 8), st.sampled_from(TARGETS)), max_size=3),
 )
 def test_decide_properties(
     clones: dict[int, frozenset[str]],
@@ -378,10 +392,12 @@ def test_decide_properties(
     desired: int,
     timeout: int,
     candidates: list[str],
+    taken: frozenset[tuple[int, str]],
 ) -> None:
     draining = {i: d for i, d in draining.items() if i in clones or i == 1}
+    taken = frozenset((i, t) for i, t in taken if i in clones and t not in clones[i])
     decision = decide(
-        observed(clones, draining=draining),
+        observed(clones, draining=draining, taken=taken),
         desired,
         P,
         candidates=candidates,
@@ -389,7 +405,11 @@ def test_decide_properties(
         now=T0,
     )
     serving = set(decision.existing)
-    assert len(serving) == desired  # exactly the wanted number serve
+    stuck = set(decision.stuck)
+    assert len(serving | stuck) == desired  # exactly the wanted number (blocked or serving)
+    assert not stuck & (serving | set(decision.remove) | set(decision.drain))
+    if stuck:  # a blocked group stands only while no scale-in could take it
+        assert not set(decision.remove) - {i for i, _ in taken} - set(draining)
     assert not serving & set(decision.draining)
     assert not serving & set(decision.remove)
     assert set(decision.revive) <= set(draining)
