@@ -243,7 +243,11 @@ class Informer:
                     attempt += 1
                     await asyncio.sleep(backoff(attempt))
             except Gone:
-                log.debug("watch of %s: version %s is gone; listing again", self.scope, version)
+                log.info(
+                    "watch of %s: version %s is gone (410); listing again",
+                    self.scope.describe(),
+                    version,
+                )
                 version = None
             except UnknownKind as error:
                 self.unknown = error

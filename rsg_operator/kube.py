@@ -15,9 +15,11 @@ import json
 import logging
 import os
 import random
+import socket
 import ssl
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib.metadata import version as _version
@@ -34,8 +36,11 @@ log = logging.getLogger(__name__)
 
 # Every write is recorded under this name in the objects' managedFields.
 FIELD_MANAGER = ("fieldManager", "rsg-operator")
+# This process, among the operator's replicas: its Lease identity, and in its user agent,
+# so that the API server's audit log tells which replica made each request.
+PROCESS = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 # How the API server's audit log and metrics name us.
-USER_AGENT = f"rsg-operator/{_version('rsg-operator')}"
+USER_AGENT = f"rsg-operator/{_version('rsg-operator')} ({PROCESS})"
 # Connections for requests (reads, writes, events). Reconciles beyond this many
 # in-flight requests wait for a connection; they never open more.
 REQUEST_CONNECTIONS = 6

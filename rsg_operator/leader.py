@@ -35,16 +35,14 @@ import logging
 import os
 import random
 import signal
-import socket
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rsg_operator import metrics, tasks
-from rsg_operator.kube import Conflict, Kube, KubeError
+from rsg_operator.kube import PROCESS, Conflict, Kube, KubeError
 
 log = logging.getLogger("rsg_operator.leader")
 
@@ -85,8 +83,9 @@ class LeaseConfig:
 
 
 def identity() -> str:
-    """Unique per process: the pod's name (its hostname) and a random suffix."""
-    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    """Unique per process: the pod's name (its hostname) and a random suffix, the same
+    that the process's user agent carries."""
+    return PROCESS
 
 
 class Election:
@@ -195,7 +194,7 @@ class Election:
                 "renew" if self.leading else "acquire",
                 self.namespace,
                 self.config.name,
-                error or f"no answer within {budget:.1f}s",
+                str(error) or f"no answer within {budget:.1f}s",
             )
             return False
         if held and (not self.leading or self.fence() is None):
@@ -292,7 +291,7 @@ class Election:
                 "could not release Lease %s/%s (a standby takes over when it expires): %s",
                 self.namespace,
                 self.config.name,
-                error or "no answer",
+                str(error) or "no answer",
             )
             return
         log.info("released Lease %s/%s", self.namespace, self.config.name)

@@ -40,6 +40,7 @@ NODE_LABEL = "rsg.local/kwok"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 SERVICE_CIDR = "10.0.0.0/24"
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 
 class ControlPlaneError(RuntimeError):
@@ -96,6 +97,8 @@ class LocalControlPlane:
     # Record every request (who, what, answer) in `audit_log`, one JSON line each: the
     # benchmarks count the operator's own requests by user agent.
     audit: bool = False
+    # Only writes (create, update, patch, delete) are recorded: the tests' audit.
+    audit_writes_only: bool = False
     # Fake nodes (kwok) with GPU-like capacity, and kube-scheduler: Pods are scheduled,
     # "run" and become Ready. 0: no nodes, no scheduler (every Pod stays Pending).
     nodes: int = 0
@@ -286,7 +289,13 @@ class LocalControlPlane:
                     "apiVersion": "audit.k8s.io/v1",
                     "kind": "Policy",
                     "omitStages": ["RequestReceived", "ResponseStarted"],
-                    "rules": [{"level": "Metadata"}],
+                    "rules": [
+                        {
+                            "level": "Metadata",
+                            **({"verbs": list(WRITE_VERBS)} if self.audit_writes_only else {}),
+                        },
+                        {"level": "None"},
+                    ],
                 }
             )
         )

@@ -44,7 +44,8 @@ SCALE_EVENTS = Counter(
 )
 GROUPS = Gauge(
     "rsg_groups",
-    "Groups of a GroupReplication RSG, by state: current (serving), ready and draining",
+    "Groups of a GroupReplication RSG, by state: current (serving), ready, draining and "
+    "blocked (partial, a clone's name held by another app's object)",
     ["namespace", "name", "state"],
     registry=REGISTRY,
 )
@@ -57,7 +58,7 @@ DRAINS = Counter(
 )
 WATCH_RECONNECTS = Counter(
     "rsg_watch_reconnects",
-    "Watches of members lost and reconnected, by resource",
+    "Watch outages (each counted once, however many retries it took), by resource",
     ["resource"],
     registry=REGISTRY,
 )
@@ -94,6 +95,6 @@ def resource_of(path: str) -> str:
 
 
 def forget_rsg(namespace: str, name: str) -> None:
-    for state in ("current", "ready", "draining"):
+    for state in ("current", "ready", "draining", "blocked"):
         with contextlib.suppress(KeyError):  # never set: not a GroupReplication RSG
             GROUPS.remove(namespace, name, state)

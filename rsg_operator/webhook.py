@@ -95,8 +95,11 @@ async def _trust(kube: Kube, name: str, ca_pem: bytes) -> None:
     for _ in range(10):
         configuration = await kube.get(path)
         if configuration is None:
-            log.warning("ValidatingWebhookConfiguration %s not found: caBundle not set", name)
-            return
+            # Created later with another caBundle, it would refuse every RSG write.
+            raise LookupError(
+                f"ValidatingWebhookConfiguration {name} not found: cannot add this "
+                "replica's CA to its caBundle (create it first, or drop --webhook-configuration)"
+            )
         for hook in configuration.get("webhooks") or []:
             client = hook.setdefault("clientConfig", {})
             bundle = base64.b64decode(client.get("caBundle") or "")

@@ -181,6 +181,8 @@ class Controller:
         change of our own write (a status patch), which calls for no reconcile of it."""
         key = rsg_key(obj)
         if event == "DELETED":
+            if key in self.rsgs:
+                log.info("[%s/%s] deleted: forgotten", *key)
             metrics.forget_rsg(*key)
             self.rsgs.pop(key, None)
             self.queue.forget(key)
@@ -283,9 +285,12 @@ class Controller:
                 if count is not None:
                     metrics.GROUPS.labels(namespace, name, state).set(count)
             if result.fields.get("groups") is not None:
-                groups = result.fields["groups"]
-                draining = sum(1 for g in groups if g.get("phase") == group_replication.DRAINING)
-                metrics.GROUPS.labels(namespace, name, "draining").set(draining)
+                phases = [g.get("phase") for g in result.fields["groups"]]
+                for state, phase in (
+                    ("draining", group_replication.DRAINING),
+                    ("blocked", group_replication.BLOCKED),
+                ):
+                    metrics.GROUPS.labels(namespace, name, state).set(phases.count(phase))
         for outcome in result.drains:
             metrics.DRAINS.labels(outcome).inc()
         for reason, message in result.events:

@@ -126,7 +126,14 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[LocalControlPlane]
     # Three kwok nodes, tainted as GPU nodes: Pods that tolerate the taint run
     # (workloads.deployment(runs=True)); the others stay Pending, for the tests that
     # report pods ready by hand.
-    plane = LocalControlPlane(bin_dir=control_plane_bin(), nodes=NODES, gpu_taint=True)
+    # Every write is audited (control_plane.audit_log): which process wrote what, when.
+    plane = LocalControlPlane(
+        bin_dir=control_plane_bin(),
+        nodes=NODES,
+        gpu_taint=True,
+        audit=True,
+        audit_writes_only=True,
+    )
     plane.start()
     yield plane
     failed = request.session.testsfailed > 0
@@ -222,13 +229,15 @@ def proxy(control_plane: LocalControlPlane) -> Iterator[TcpProxy]:
     running.stop()
 
 
-def kubeconfig_through(proxy: TcpProxy, control_plane: LocalControlPlane) -> Path:
-    """The admin kubeconfig, pointed at the proxy."""
+def kubeconfig_through(
+    proxy: TcpProxy, control_plane: LocalControlPlane, name: str = "kubeconfig-proxied"
+) -> Path:
+    """The admin kubeconfig, pointed at the proxy (written to the work dir as `name`)."""
     assert control_plane.work_dir is not None
     config = yaml.safe_load(control_plane.kubeconfig.read_text())
     for cluster in config["clusters"]:
         cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    path = control_plane.work_dir / "kubeconfig-proxied"
+    path = control_plane.work_dir / name
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -243,3 +252,13 @@ def operator(control_plane: LocalControlPlane, crd: str, proxy: TcpProxy) -> Ite
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def alone(operator: Operator) -> Iterator[None]:
+    """The session's operator is stopped: the test's own processes are the only ones."""
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()

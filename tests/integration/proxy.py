@@ -1,9 +1,14 @@
-"""A TCP proxy between the operator and kube-apiserver that a test can cut.
+"""A TCP proxy between the operator and kube-apiserver that a test can cut or hang.
 
 TLS passes through untouched (the apiserver's certificate names 127.0.0.1, which is
 where the proxy listens too). `cut()` resets every open connection at once (RST, as a
 load balancer, a network blip or a dying apiserver host does); new connections are
-accepted right away. `open_connections` counts what the operator holds.
+accepted right away. `hang()` makes every connection, open or new, go silent: no byte
+moves either way and nothing is reset (a dead apiserver instance behind a load balancer,
+a partition); `heal()` ends that the way a load balancer finally does, by resetting the
+hung connections, and lets new ones through. `refuse()` resets open connections and
+every new one until `heal()` (the apiserver unreachable). `open_connections` counts what
+the operator holds.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -32,6 +38,8 @@ class TcpProxy:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _listener: socket.socket | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
+    _hung: threading.Event = field(default_factory=threading.Event)
+    _refusing: threading.Event = field(default_factory=threading.Event)
     peak_connections: int = 0
     accepted: int = 0
 
@@ -56,6 +64,25 @@ class TcpProxy:
         with self._lock:
             return len(self._pairs)
 
+    def hang(self) -> None:
+        """From now on no byte moves on any connection, open or new; none is reset."""
+        self._hung.set()
+
+    def refuse(self) -> None:
+        """Reset every open connection, and every new one until `heal()`."""
+        self._refusing.set()
+        self.cut()
+
+    def heal(self) -> int:
+        """End a hang or a refusal: hung connections are reset (never resumed: what they
+        held is lost, as when a load balancer gives up on them), new ones go through.
+        Returns how many were reset."""
+        was_hung = self._hung.is_set()
+        self._refusing.clear()
+        reset = self.cut() if was_hung else 0
+        self._hung.clear()
+        return reset
+
     def cut(self) -> int:
         """Reset every open connection; return how many there were."""
         with self._lock:
@@ -74,6 +101,9 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing.is_set():
+                _reset(client)
+                continue
             try:
                 upstream = socket.create_connection((self.host, self.upstream_port), timeout=5)
             except OSError:
@@ -94,7 +124,12 @@ class TcpProxy:
                 selector.register(sock, selectors.EVENT_READ)
             try:
                 while not pair.closed:
-                    for key, _ in selector.select(timeout=1.0):
+                    if self._hung.is_set():  # silent: nothing read, nothing sent
+                        time.sleep(0.05)
+                        continue
+                    for key, _ in selector.select(timeout=0.05):
+                        if self._hung.is_set():
+                            break
                         source: socket.socket = key.fileobj  # type: ignore[assignment]
                         data = source.recv(65536)
                         if not data:

@@ -513,3 +513,110 @@ def test_a_rolebasedgroup_group_is_ready_by_its_role_statuses(
     )
     member = status(kubectl, "units", namespace)["groups"][1]["members"][0]
     assert (member["replicas"], member["readyReplicas"]) == (5, 5)
+
+
+def reconciled(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | None:
+    """The RSG, once its current generation has been reconciled."""
+    found = kubectl.get("rsg", name, namespace) or {}
+    observed = (found.get("status") or {}).get("observedGeneration")
+    return found if observed == found.get("metadata", {}).get("generation") else None
+
+
+def test_moving_a_target_to_another_version_of_its_kind_keeps_every_clone(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """RoleBasedGroup is served as v1alpha1 and v1alpha2: the same objects. Moving the
+    target from one to the other deletes nothing and rolls nothing (was: every clone a
+    stray, deleted and made again, every group's pods restarted)."""
+    install_crd(kubectl, RBG_CRD)
+    kubectl.apply(rolebasedgroup("pool", {"prefill": 1, "decode": 2}, "v1alpha1"), namespace)
+    old = target("pool", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha1")
+    kubectl.apply(rsg("units", group_spec(old, replicas=3)), namespace)
+    operator.wait_for(lambda: kubectl.get(RBGS, "unit-03-pool", namespace), what="the clones")
+    before = {n: kubectl.get(RBGS, f"unit-0{n}-pool", namespace) for n in (2, 3)}
+
+    new = target("pool", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha2")
+    kubectl.apply(rsg("units", group_spec(new, replicas=3)), namespace)
+    operator.wait_for(
+        lambda: (
+            (found := reconciled(kubectl, "units", namespace))
+            and found["status"].get("cloneKinds")
+            == [{"apiVersion": "workloads.x-k8s.io/v1alpha2", "kind": "RoleBasedGroup"}]
+        ),
+        what="the move reconciled",
+    )
+    for n, obj in before.items():
+        after = kubectl.get(RBGS, f"unit-0{n}-pool", namespace)
+        assert after is not None and obj is not None
+        assert after["metadata"]["uid"] == obj["metadata"]["uid"]
+        assert "deletionTimestamp" not in after["metadata"]
+        assert after["metadata"]["generation"] == obj["metadata"]["generation"]
+        assert after["metadata"]["annotations"] == obj["metadata"]["annotations"]
+    assert group_ids(kubectl, "units", namespace) == ["unit-01", "unit-02", "unit-03"]
+    assert not kubectl.events(namespace, "reason=StrayRemoved")
+    assert not kubectl.events(namespace, "reason=GroupUpdated")
+
+
+def leaderworkerset_crd() -> dict[str, Any]:
+    """A LeaderWorkerSet CRD (cloneable), for a test that uninstalls it."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "leaderworkersets.leaderworkerset.x-k8s.io"},
+        "spec": {
+            "group": "leaderworkerset.x-k8s.io",
+            "scope": "Namespaced",
+            "names": {"kind": "LeaderWorkerSet", "plural": "leaderworkersets"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_deleting_an_rsg_whose_seed_kind_is_gone_ends_and_says_so(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """The seed member's CRD is uninstalled first: the labels cannot be taken off a kind
+    that is not served. The RSG goes all the same, with a Warning saying what was left
+    (was: its finalizer failed forever with UnknownKind; RSG and namespace stayed
+    Terminating)."""
+    crd = leaderworkerset_crd()
+    install_crd(kubectl, crd)
+    try:
+        lws = {
+            "apiVersion": "leaderworkerset.x-k8s.io/v1",
+            "kind": "LeaderWorkerSet",
+            "metadata": {"name": "serve"},
+            "spec": {"replicas": 1, "leaderWorkerTemplate": {"workerTemplate": {}}},
+        }
+        kubectl.apply(lws, namespace)
+        seed = target("serve", "LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1")
+        kubectl.apply(rsg("units", group_spec(seed, replicas=1)), namespace)
+        operator.wait_for(
+            lambda: (
+                "resourcescalinggroup.com/release"
+                in (kubectl.get("rsg", "units", namespace) or {})["metadata"].get("finalizers", [])
+            ),
+            what="the finalizer",
+        )
+        operator.stop()  # it comes back to find the kind gone (nothing cached of it)
+        kubectl.run("delete", "crd", crd["metadata"]["name"])
+        kubectl.run("delete", "rsg", "units", "-n", namespace, "--wait=false")
+    finally:
+        kubectl.run("delete", "crd", crd["metadata"]["name"], "--ignore-not-found")
+        operator.start()
+    operator.wait_for(lambda: kubectl.get("rsg", "units", namespace) is None, what="the RSG gone")
+    warning = kubectl.events(namespace, "type=Warning,reason=ReleaseIncomplete")
+    assert "serve" in warning and "LeaderWorkerSet" in warning

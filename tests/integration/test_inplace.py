@@ -320,3 +320,22 @@ def test_a_reconcile_that_keeps_failing_turns_degraded_and_recovers(
     kubectl.run("scale", "deployment/router", "--replicas=2", "-n", namespace)  # pool: 4
     operator.wait_degraded(kubectl, "pool", namespace, "False")
     assert replicas(kubectl, "cappeds.test.rsg.io", "pool", namespace) == 4
+
+
+def test_a_write_of_one_rsg_wakes_the_next_in_a_chain(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """router -> prefill (pool-a), prefill -> decode (pool-b): pool-a's write of prefill
+    wakes pool-b, every time, with no resync to fall back on (was: when the answer to
+    the write reached the cache before its watch event, the event was dropped and
+    pool-b woke only by chance)."""
+    for name in ("router", "prefill", "decode"):
+        kubectl.apply(deployment(name, 1), namespace)
+    targets = [target("router"), target("prefill")]
+    kubectl.apply(rsg("pool-a", inplace(targets, "router", prefill=2)), namespace)
+    targets = [target("prefill"), target("decode")]
+    kubectl.apply(rsg("pool-b", inplace(targets, "prefill", decode=3)), namespace)
+    wait_replicas(operator, kubectl, "deployment", "decode", namespace, 6)
+    for count in (2, 5, 3, 7):
+        kubectl.run("scale", "deployment/router", f"--replicas={count}", "-n", namespace)
+        wait_replicas(operator, kubectl, "deployment", "decode", namespace, count * 6)

@@ -51,23 +51,17 @@ class Replica(Operator):
         )
 
 
-def replica(control_plane: LocalControlPlane, name: str, *args: str) -> Replica:
+def replica(
+    control_plane: LocalControlPlane, name: str, *args: str, kubeconfig: Path | None = None
+) -> Replica:
+    """An operator process serving its endpoints; connected directly, or through the
+    `kubeconfig` given (a proxy's)."""
     assert control_plane.work_dir is not None
     log = control_plane.work_dir / "logs" / f"operator-{name}.log"
-    started = Replica(control_plane.kubeconfig, Path(log))
+    started = Replica(kubeconfig or control_plane.kubeconfig, Path(log))
     started.port = free_port()
     started.start(f"--http-address=127.0.0.1:{started.port}", *args)
     return started
-
-
-@pytest.fixture
-def alone(operator: Operator) -> Iterator[None]:
-    """The session's operator is stopped: the test's own processes are the only ones."""
-    operator.stop()
-    try:
-        yield
-    finally:
-        operator.start()
 
 
 @pytest.fixture

@@ -378,3 +378,49 @@ def marks(kubectl: Kubectl, namespace: str) -> tuple[set[str], int]:
     shared = kubectl.get("deployment", "shared", namespace) or {"metadata": {}, "spec": {}}
     labelled = (shared["metadata"].get("labels") or {}).get(NAME_LABEL)
     return ({labelled} if labelled else set()), shared["spec"].get("replicas")
+
+
+def test_a_group_that_cannot_be_completed_stands_blocked_and_goes_first(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """unit-02 lost its decode clone while the operator was down, and another app's
+    Deployment took the name: the group cannot be completed. It is listed Blocked with
+    the foreign object named, counts toward replicas (its index is not reused), and is
+    the first removed on scale-in; the foreign object is never touched."""
+    kubectl.apply(deployment("prefill", 1), namespace)
+    kubectl.apply(deployment("decode", 1), namespace)
+    kubectl.apply(rsg("pool", group_spec(replicas=2)), namespace)
+    operator.wait_for(lambda: group_ids(kubectl, "pool", namespace) == ["unit-01", "unit-02"])
+    operator.stop()
+    try:
+        kubectl.run("delete", "deployment/unit-02-decode", "-n", namespace)
+        kubectl.apply(deployment("unit-02-decode", 4), namespace)
+    finally:
+        operator.start()
+
+    def phases() -> dict[str, str]:
+        return {g["id"]: g["phase"] for g in status(kubectl, "pool", namespace).get("groups", [])}
+
+    operator.wait_for(lambda: phases().get("unit-02") == "Blocked", what="unit-02 Blocked")
+    degraded = operator.wait_degraded(kubectl, "pool", namespace, "True", "NameConflict")
+    assert f"Deployment {namespace}/unit-02-decode exists and is not owned" in degraded["message"]
+    assert "stands Blocked" in degraded["message"]
+    assert status(kubectl, "pool", namespace)["currentReplicas"] == 1  # it serves nothing
+    foreign = fingerprint_of(kubectl, "unit-02-decode", namespace)
+
+    scale(kubectl, "pool", namespace, 3)  # counted: a new group gets index 3, not 2
+    operator.wait_for(
+        lambda: phases() == {"unit-01": "Creating", "unit-02": "Blocked", "unit-03": "Creating"},
+        what="unit-03 made beside the blocked unit-02",
+    )
+    scale(kubectl, "pool", namespace, 2)  # the blocked group goes first, whatever the policy
+    operator.wait_for(
+        lambda: (
+            list(phases()) == ["unit-01", "unit-03"]
+            and "unit-02-prefill" not in deployments(kubectl, namespace)
+        ),
+        what="unit-02 removed",
+    )
+    assert "unit-03-prefill" in deployments(kubectl, namespace)
+    assert fingerprint_of(kubectl, "unit-02-decode", namespace) == foreign
+    operator.wait_degraded(kubectl, "pool", namespace, "False")

@@ -322,7 +322,7 @@ def test_a_watch_outage_backs_off_and_is_logged_once() -> None:
             await store.stop()
         return kube.watches, store.reconnects, delays
 
-    watches, outages, delays = asyncio.run(scenario())
+    _, outages, delays = asyncio.run(scenario())
     assert outages == 1  # one outage: one warning, one count
     assert delays[:6] == sorted(delays[:6])  # growing, never reset by the good lists
     assert delays[5] > 2.0
