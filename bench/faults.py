@@ -22,7 +22,18 @@ only to undo it). With `drainTimeoutSeconds` (DRAIN_SECONDS):
 - drain, then up: a drain crashed, then the user scales back to 2 while the operator is
            down: a group still draining must come back, not be deleted and made again
 
-Each trial: the operator is stopped; the RSG's spec is changed; an operator started
+Control-plane faults (`--control-plane-trials`): two replicas with `--leader-elect`, each
+through a TCP proxy of its own, carry out `out` or `down`, and at a random point of it:
+
+- restart: kube-apiserver restarts in place (every watch ends; a resume may need a list);
+- hang:    every connection of the leader goes silent, no byte moving, nothing reset (a
+           dead apiserver instance behind a load balancer); the standby must take over.
+
+with the same checks once converged, plus "never two writers": no write reached the
+API server from a process outside its leadership (from its "leading" line to its
+"lost"/"released" line), as the audit log names each process in its user agent.
+
+Each crash trial: the operator is stopped; the RSG's spec is changed; an operator started
 with RSG_CRASH_AFTER_WRITES=N (N drawn uniformly below the writes the operation took
 when nothing failed, as the apiserver's audit log counts them) dies as by SIGKILL right
 before its write N+1. An operator that outlives its N (fewer writes this time) is killed
@@ -55,17 +66,21 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import watch
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import World, reconciled, until, world  # noqa: E402
+from rsg_operator.local_cluster import free_port  # noqa: E402
 from tests.harness import OperatorProcess, deployment  # noqa: E402
+from tests.integration.proxy import TcpProxy  # noqa: E402
 from tests.specs import group_spec, rsg  # noqa: E402
 
 NAME_LABEL = "resourcescalinggroup.com/name"
@@ -78,6 +93,7 @@ DRAIN_SECONDS = 4
 SEED = {"prefill": 2, "decode": 3}
 REVISION = "deployment.kubernetes.io/revision"
 CONVERGE_SECONDS = 30.0
+LEASE_SECONDS = 15  # the operator's default: a standby takes over after this, at most
 GIVE_UP_SECONDS = 120.0  # a trial that has not converged by then stops the bench
 RSG_PLURAL = ("resourcescalinggroup.com", "v1")
 
@@ -139,8 +155,9 @@ class Trial:
     crashed: bool  # died at N (exit 137), else killed once the change was reported
     at_crash: list[str]  # what the crash left half-done
     clones_at_crash: int
-    converged: float | None  # seconds from the restart
+    converged: float | None  # seconds from the restart (from the fault)
     violations: list[str] = field(default_factory=list)
+    fault: str = ""  # a control-plane fault: "restart" or "hang"; "" for a crash
 
 
 class Added:
@@ -159,19 +176,36 @@ class Added:
         self.drain_starts: set[str] = set()  # drain-started values seen on clones
         self.deleted: dict[str, float] = {}  # clone -> when first seen deleted (epoch)
         self.broken: Exception | None = None
+        self.gaps = 0  # resumes refused (410): events between them may be unseen
         self._watch = watch.Watch()
         version = self._now()
         self.since = int(version)
         threading.Thread(target=self._follow, args=(version,), daemon=True).start()
 
     def _follow(self, version: str) -> None:
-        try:
-            for event in self._watch.stream(
-                self.w.apps.list_namespaced_deployment, self.w.namespace, resource_version=version
-            ):
-                self._record(event)
-        except Exception as error:  # the checks would pass on nothing seen: say so
-            self.broken = error
+        """Follow the namespace, resuming after the apiserver restarts (control-plane
+        trials); a resume that is refused (410) lists again, and counts a gap."""
+        failures = 0
+        while True:
+            try:
+                for event in self._watch.stream(
+                    self.w.apps.list_namespaced_deployment,
+                    self.w.namespace,
+                    resource_version=version,
+                ):
+                    self._record(event)
+                    version = event["raw_object"]["metadata"]["resourceVersion"]
+                    failures = 0
+            except Exception as error:
+                failures += 1
+                if failures > 120:  # the checks would pass on nothing seen: say so
+                    self.broken = error
+                    return
+                time.sleep(0.5)
+                if getattr(error, "status", None) == 410:
+                    self.gaps += 1
+                    with contextlib.suppress(Exception):
+                        version = self._now()
 
     def _record(self, event: dict[str, Any]) -> None:
         obj = event["raw_object"]
@@ -405,12 +439,18 @@ class Bench:
                 found.append("drain half marked")
         return found
 
-    def violations(self, s: Scenario, converged: float | None, revived: bool = False) -> list[str]:
+    def violations(
+        self,
+        s: Scenario,
+        converged: float | None,
+        revived: bool = False,
+        limit: float = CONVERGE_SECONDS,
+    ) -> list[str]:
         """What went wrong; `revived`: a group was draining when the operator died, and
         the user asked for it back (it must be revived, never deleted)."""
         found: list[str] = []
         if converged is None:
-            found.append(f"not converged within {CONVERGE_SECONDS:.0f}s")
+            found.append(f"not converged within {limit:.0f}s")
         uid = self.rsg()["metadata"]["uid"]
         objects = self.deployments()
         per_group = Counter(
@@ -459,6 +499,151 @@ class Bench:
         return found
 
 
+# ---------------------------------------------------------------------------- control plane
+
+
+@dataclass
+class Replica:
+    """One of two operator processes with --leader-elect, through a proxy of its own."""
+
+    process: OperatorProcess
+    proxy: TcpProxy
+    port: int
+
+    def leading(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                return "\nrsg_leader 1.0" in r.read().decode()
+        except OSError:
+            return False
+
+    def alive(self) -> bool:
+        return self.process.process is not None and self.process.process.poll() is None
+
+
+class ControlPlaneFaults:
+    """Trials of `out`/`down` with the apiserver restarted or the leader's connections
+    hung at a random point; the bench's usual checks, and one writer at a time."""
+
+    def __init__(self, bench: Bench, w: World) -> None:
+        self.bench, self.w = bench, w
+        assert w.plane.work_dir is not None
+        self.replicas: list[Replica] = []
+        for i in (1, 2):
+            proxy = TcpProxy(w.plane.api_port).start()
+            config = yaml.safe_load(w.plane.kubeconfig.read_text())
+            for cluster in config["clusters"]:
+                cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+            kubeconfig = w.plane.work_dir / f"kubeconfig-replica-{i}"
+            kubeconfig.write_text(yaml.safe_dump(config))
+            port = free_port()
+            flags = (
+                "--verbose",
+                "--resync-seconds=3600",
+                "--leader-elect",
+                f"--leader-election-namespace={w.namespace}",
+                f"--http-address=127.0.0.1:{port}",
+            )
+            log = w.plane.work_dir / "logs" / f"operator-replica-{i}.log"
+            self.replicas.append(Replica(OperatorProcess(kubeconfig, log, flags), proxy, port))
+
+    def start(self) -> None:
+        """Both replicas running (one that ended is started again, as its pod would be)."""
+        for r in self.replicas:
+            if not r.alive():
+                r.proxy.heal()
+                r.process.start()
+        until("a leader", lambda: any(r.leading() for r in self.replicas), 60)
+
+    def stop(self) -> None:
+        for r in self.replicas:
+            r.process.stop()
+            r.proxy.stop()
+
+    def duration(self, s: Scenario) -> float:
+        """How long `s` takes when nothing fails (the window faults are drawn in)."""
+        self.start()
+        began = time.monotonic()
+        self.bench.change(s)
+        until(f"{s.name} done", lambda: self.bench.settled(s), GIVE_UP_SECONDS, every=0.1)
+        return time.monotonic() - began
+
+    def trial(self, s: Scenario, fault: str, window: float, rng: random.Random) -> Trial:
+        self.start()
+        mark = self.w.audit.mark()
+        self.bench.watch.reset()
+        self.bench.change(s)
+        delay = rng.uniform(0, window)
+        time.sleep(delay)  # the fault's moment, drawn: not a wait for anything
+        began = time.monotonic()
+        at_fault = self.bench.half_done()
+        if fault == "restart":
+            self.w.plane.restart_apiserver()
+        else:
+            leader = next((r for r in self.replicas if r.leading()), None)
+            if leader is not None:
+                leader.proxy.hang()
+        limit = CONVERGE_SECONDS + (LEASE_SECONDS if fault == "hang" else 0)
+        converged: float | None = None
+        with contextlib.suppress(TimeoutError):
+            until(f"{s.name} converged", lambda: self.bench.settled(s), limit, every=0.1)
+            converged = time.monotonic() - began
+        if converged is None:
+            until(f"{s.name} converged at all", lambda: self.bench.settled(s), GIVE_UP_SECONDS)
+        trial = Trial(f"{s.name} + {fault}", 0, False, at_fault, 0, converged, fault=fault)
+        trial.violations = self.bench.violations(self.bench.plan_now(s), converged, limit=limit)
+        trial.violations += self.two_writers(mark)
+        for r in self.replicas:  # a hung leader has ended itself; its proxy heals
+            if r.proxy._hung.is_set():
+                until("the hung leader to end", lambda r=r: not r.alive(), 60)
+                r.process.process = None
+        return trial
+
+    def two_writers(self, mark: int) -> list[str]:
+        """Writes that reached the API server from a process while it did not lead."""
+        found = []
+        events = self.w.audit.since(mark).by_operator().writes().events
+        for r in self.replicas:
+            identity, spans = leadership(r.process.log_text())
+            for e in events:
+                if identity not in e.get("userAgent", ""):
+                    continue
+                if (e.get("objectRef") or {}).get("resource") == "leases":
+                    continue  # campaigning is a standby's job
+                at = epoch(e["requestReceivedTimestamp"])
+                if not any(start <= at <= end for start, end in spans):
+                    ref = e.get("objectRef") or {}
+                    found.append(
+                        f"{e['verb']} {ref.get('resource')}/{ref.get('name')} by {identity} "
+                        "while not leading"
+                    )
+        return found
+
+
+def leadership(log: str) -> tuple[str, list[tuple[float, float]]]:
+    """The process's identity, and when it led: from each "leading:" line to the next
+    "lost Lease"/"released Lease" line (or now)."""
+    identity = ""
+    spans: list[tuple[float, float]] = []
+    began: float | None = None
+    for line in log.splitlines():
+        if "waiting to acquire Lease" in line:
+            identity = line.rsplit(" as ", 1)[-1].strip()
+        elif "leading: acquired Lease" in line:
+            began = line_time(line)
+        elif began is not None and ("lost Lease" in line or "released Lease" in line):
+            spans.append((began, line_time(line)))
+            began = None
+    if began is not None:
+        spans.append((began, time.time()))
+    return identity, spans
+
+
+def line_time(line: str) -> float:
+    """The time a log line was written ([2026-11-30 00:04:36,081], local time)."""
+    return dt.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -473,7 +658,7 @@ def report(trials: list[Trial], writes: dict[str, int], seed: int) -> None:
         "converged <= 30 s | restart -> converged median / max | violations |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for name in dict.fromkeys(t.scenario for t in trials):
+    for name in dict.fromkeys(t.scenario for t in trials if not t.fault):
         mine = [t for t in trials if t.scenario == name]
         if not mine:
             continue
@@ -489,6 +674,22 @@ def report(trials: list[Trial], writes: dict[str, int], seed: int) -> None:
             f"{max(times) if times else float('nan'):.1f} s | "
             f"{sum(len(t.violations) for t in mine)} |"
         )
+    faulted = [t for t in trials if t.fault]
+    if faulted:
+        print(
+            "\n| control-plane fault | trials | mid-change when it struck | converged in time "
+            "| fault -> converged median / max | violations |"
+        )
+        print("|---|---|---|---|---|---|")
+    for name in dict.fromkeys(t.scenario for t in faulted):
+        mine = [t for t in faulted if t.scenario == name]
+        times = [t.converged for t in mine if t.converged is not None]
+        print(
+            f"| {name} | {len(mine)} | {sum(bool(t.at_crash) for t in mine)} | {len(times)} | "
+            f"{statistics.median(times) if times else float('nan'):.1f} s / "
+            f"{max(times) if times else float('nan'):.1f} s | "
+            f"{sum(len(t.violations) for t in mine)} |"
+        )
     for t in trials:
         if t.violations:
             print(f"  {t.scenario} N+1={t.n}: {'; '.join(t.violations)}")
@@ -498,6 +699,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100, help="in all (default 100)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn)")
+    parser.add_argument(
+        "--control-plane-trials",
+        type=int,
+        default=20,
+        help="apiserver restarts and hung leaders, half each (default 20)",
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
@@ -537,7 +744,22 @@ def main() -> None:
             run(DRAIN)
             run(UP)
             run(DRAIN, then=UP)
+        if args.control_plane_trials:
+            faults = ControlPlaneFaults(bench, w)
+            try:
+                bench.change(DOWN)  # from 1 group, with no drain set
+                windows = {s.name: faults.duration(s) for s in (OUT, DOWN)}
+                for i in range(args.control_plane_trials):
+                    s = (OUT, DOWN)[i % 2]
+                    fault = ("restart", "hang")[(i // 2) % 2]
+                    trials.append(faults.trial(s, fault, windows[s.name], rng))
+                    print(json.dumps(trials[-1].__dict__), file=sys.stderr)  # progress
+            finally:
+                faults.stop()
+        gaps = bench.watch.gaps
     report(trials, writes, seed)
+    if gaps:
+        print(f"\nthe bench's own watch was refused a resume {gaps} time(s) (410) and relisted")
 
 
 if __name__ == "__main__":
