@@ -214,16 +214,27 @@ def run(args: argparse.Namespace) -> None:
         if kubeconfig is not None:
             # kopf's login and our client both read the same kubeconfig.
             os.environ["KUBECONFIG"] = str(kubeconfig)
-        with contextlib.suppress(KeyboardInterrupt):
+        memo = kopf.Memo(settings=settings, kubeconfig=kubeconfig)
+        try:
             asyncio.run(
                 kopf.operator(
                     registry=registry,
                     standalone=True,
                     clusterwide=not args.namespace,
                     namespaces=args.namespace,
-                    memo=kopf.Memo(settings=settings, kubeconfig=kubeconfig),
+                    memo=memo,
                 )
             )
+        except KeyboardInterrupt:
+            pass
+        except Exception as error:
+            startup = memo.get("startup")
+            if startup is not None and startup.runtime is None and startup.failures:
+                raise SystemExit(
+                    f"rsg-operator: start-up failed {startup.failures} times, the last time "
+                    f"with {startup.last_error}"
+                ) from None
+            raise SystemExit(f"rsg-operator: stopped: {type(error).__name__}: {error}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

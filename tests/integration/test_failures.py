@@ -198,6 +198,7 @@ def test_a_start_up_that_keeps_failing_is_undone_each_time_then_ends(
         assert single.process.wait(timeout=60) != 0
         log = single.log_text()
         assert log.count("failed, all of it undone") == 3
+        assert "rsg-operator: start-up failed 3 times, the last time with LookupError" in log
         assert "standby: waiting" not in log and "leading:" not in log
         assert kubectl.get("lease", "rsg-operator", namespace) is None
     finally:
