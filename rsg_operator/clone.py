@@ -130,7 +130,12 @@ def template_hash(obj: dict[str, Any], version: str | None = None) -> str:
     version of its kind is the same template. (`version`: the digest as the operator
     first wrote it, with that apiVersion in it; `outdated` still accepts it.)"""
     content = copy.deepcopy(obj)
-    (content["metadata"].get("annotations") or {}).pop(labels.TEMPLATE_HASH, None)
+    meta = content["metadata"]
+    annotations = meta.get("annotations")
+    if annotations is not None:
+        annotations.pop(labels.TEMPLATE_HASH, None)
+        if not annotations:  # as the clone was when its digest was taken: no annotations
+            del meta["annotations"]
     content["apiVersion"] = version or f"{kinds.api_group(obj['apiVersion'])}/*"
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return digest[:16]

@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ BACKOFF_FIRST = 0.25
 BACKOFF_CAP = 30.0
 # How long a reconcile waits for a kind's first list before it fails (and is retried).
 SYNC_TIMEOUT = 60.0
+# A watch that ends sooner than this without a single event (not even a bookmark, which
+# the server sends about every minute) counts as a failed attempt.
+EMPTY_WATCH_SECONDS = 30.0
 # uids known deleted, remembered per informer, so that nothing brings them back.
 DEAD_MEMORY = 10_000
 
@@ -221,6 +225,7 @@ class Informer:
     async def _run(self) -> None:
         version: str | None = None
         attempt = 0  # failures since the watch last delivered something
+        relists = 0  # 410s since then: the first lists again at once, the others back off
         while True:
             try:
                 if self.resource is None:
@@ -230,18 +235,21 @@ class Informer:
                 if version is None:
                     version = await self._list()
                 delivered = False
+                began = time.monotonic()
                 async for event in self.kube.watch(self.resource, self.scope.namespace, version):
                     version = self._apply(event) or version
                     if not delivered:
                         delivered = True
+                        relists = 0
                         if attempt:
                             log.info("watch of %s is back", self.scope.describe())
                             attempt = 0
-                if not delivered:
-                    # Ended at once with nothing (a proxy closing it, say): not a reason to
-                    # reconnect in a tight loop.
-                    attempt += 1
-                    await asyncio.sleep(backoff(attempt))
+                lasted = time.monotonic() - began
+                if not delivered and lasted < EMPTY_WATCH_SECONDS:
+                    # Ended early with nothing (an apiserver shutting down, a proxy
+                    # closing it): a failure like any other, not a reason to reconnect
+                    # in a tight loop.
+                    raise Unavailable(f"the watch ended after {lasted:.1f}s without an event")
             except Gone:
                 log.info(
                     "watch of %s: version %s is gone (410); listing again",
@@ -249,6 +257,10 @@ class Informer:
                     version,
                 )
                 version = None
+                relists += 1
+                if relists > 1:  # again, before any event (a lagging watch cache, say)
+                    attempt += 1
+                    await asyncio.sleep(backoff(attempt))
             except UnknownKind as error:
                 self.unknown = error
                 self._ready.set()

@@ -11,8 +11,9 @@ closing the connection (a dead instance behind a load balancer, a partition):
   from noticing that time is up.
 - Leadership is held *until* a moment: the start of the last successful renewal plus
   the renew deadline (monotonic clock). A standby takes over no earlier than a lease
-  duration after it saw that renewal, which came after its start; with the renew
-  deadline shorter than the lease duration, this process has stopped before.
+  duration after it saw that renewal (dated from when its read answered, so a slow
+  read does not age it), which came after the renewal's start; with the renew deadline
+  shorter than the lease duration, this process has stopped before.
 - At that moment a timer stops the workers, and `fence` refuses every write from then
   on: checked when a write is sent and again once it has its connection (kube.py), so
   a write queued before the loss is not sent after it. Then the process ends (SIGTERM
@@ -186,7 +187,7 @@ class Election:
             budget = min(budget, self._until - began)
         try:
             async with asyncio.timeout(max(budget, 0.0)):
-                held = await self._acquire_or_renew(began)
+                held = await self._acquire_or_renew()
         except (KubeError, TimeoutError) as error:
             log.log(
                 logging.WARNING if self.leading else logging.DEBUG,
@@ -202,8 +203,11 @@ class Election:
             self._arm()
         return held
 
-    async def _acquire_or_renew(self, now: float) -> bool:
+    async def _acquire_or_renew(self) -> bool:
         lease = await self._kube.get(self._path)
+        # A change is dated from when its answer came (however slow), never from when it
+        # was asked for: the other holder may have renewed while the read was on its way.
+        now = self._clock()
         stamp = _micro_time()
         if lease is None:
             created = await self._kube.create(

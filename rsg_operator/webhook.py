@@ -54,14 +54,20 @@ async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> web.
             (directory / "tls.crt").write_bytes(issued.cert_pem)
             (directory / "tls.key").write_bytes(issued.key_pem)
             context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
-        if settings.configuration is not None:
-            await _trust(kube, settings.configuration, authority.cert_pem)
     app = web.Application()
     app.router.add_post(PATH, _handler(related))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, _, port = settings.address.rpartition(":")
-    await web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=context).start()
+    try:
+        # The port first: a CA is added to the caBundle (for a year) only by a replica
+        # that serves, so a start-up failing on its port leaves nothing behind.
+        await web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=context).start()
+        if settings.cert_dir is None and settings.configuration is not None:
+            await _trust(kube, settings.configuration, authority.cert_pem)
+    except BaseException:
+        await runner.cleanup()
+        raise
     log.info("serving the validating webhook on https://%s%s", settings.address, PATH)
     return runner
 

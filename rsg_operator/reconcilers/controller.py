@@ -174,11 +174,14 @@ class Controller:
             if old is not None:
                 self.observe("DELETED", old)
         else:
-            self.observe("MODIFIED", new, wake=writer != rsg_key(new))
+            # Also for the answer to our own write: it may carry someone else's change
+            # (a new generation, a deletion) whose watch event, older, is then dropped.
+            self.observe("MODIFIED", new)
 
-    def observe(self, event: str | None, obj: Object, wake: bool = True) -> None:
-        """An RSG as its watch delivered it (event None: listed); `wake` False for a
-        change of our own write (a status patch), which calls for no reconcile of it."""
+    def observe(self, event: str | None, obj: Object) -> None:
+        """An RSG as its watch delivered it (event None: listed), or as our write's answer
+        showed it. A change of generation, deletion or finalizers wakes it (our status
+        writes change none of them)."""
         key = rsg_key(obj)
         if event == "DELETED":
             if key in self.rsgs:
@@ -196,7 +199,7 @@ class Controller:
             return  # our own status write got here first
         self.rsgs[key] = obj
         if old is None or _identity(old) != _identity(obj):
-            self.wake(self.claims.put(key, claim_of(obj)) | ({key} if wake else set()))
+            self.wake(self.claims.put(key, claim_of(obj)) | {key})
 
     # ------------------------------------------------------------------ the loop
 

@@ -3,9 +3,11 @@ that relist over a deletion they never saw."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,5 +290,35 @@ def test_an_rsg_deleted_while_the_watch_was_away_is_forgotten(
         assert f"[{namespace}/pool]" not in after
     finally:
         proxy.heal()
+        single.stop()
+        kubectl.run("delete", "validatingwebhookconfiguration", name, check=False)
+
+
+def test_a_start_up_that_cannot_bind_its_webhook_port_trusts_no_ca(
+    alone: None, control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    """Found by review: each attempt added its new CA (valid a year) to the caBundle
+    before binding its port, and a failed bind left it there: a crash-looping pod grew
+    the bundle by three CAs a restart."""
+    port, name = free_port(), f"rsg-{namespace}"
+    kubectl.apply(configuration(name, port, namespace), "default")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", port))  # another process holds the webhook's port
+    taken.listen()
+    single = replica(
+        control_plane,
+        f"{namespace}-ca",
+        f"--webhook-address=127.0.0.1:{port}",
+        f"--webhook-configuration={name}",
+    )
+    try:
+        assert single.process is not None
+        assert single.process.wait(timeout=90) != 0  # every attempt failed: it exited
+        assert single.log_text().count("failed, all of it undone") == 3
+        found = kubectl.get("validatingwebhookconfiguration", name, "default") or {}
+        bundle = base64.b64decode(found["webhooks"][0]["clientConfig"].get("caBundle") or "")
+        assert not bundle.strip(), "a failed attempt left its CA trusted"
+    finally:
+        taken.close()
         single.stop()
         kubectl.run("delete", "validatingwebhookconfiguration", name, check=False)

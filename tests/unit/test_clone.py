@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -186,13 +187,48 @@ def test_the_template_hash_is_the_same_through_every_version_of_a_kind() -> None
     assert outdated(made, clone(changed, OWNER, "unit", 2), ["workloads.x-k8s.io/v1alpha1"])
 
 
+def legacy_digest(made: dict[str, Any]) -> str:
+    """The digest as releases before the version-free one wrote it: over the clone as
+    made, with its apiVersion, before its annotations held the digest (so without an
+    `annotations` key when the seed had none left)."""
+    content = copy.deepcopy(made)
+    annotations = content["metadata"]["annotations"]
+    annotations.pop(TEMPLATE_HASH)
+    if not annotations:
+        del content["metadata"]["annotations"]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        None,  # kubectl create
+        {"deployment.kubernetes.io/revision": "3"},  # dropped from clones
+        {"kubectl.kubernetes.io/last-applied-configuration": "{}"},  # dropped from clones
+        {"team": "ml"},  # kept
+    ],
+    ids=["none", "revision-only", "last-applied-only", "user-annotation"],
+)
+def test_a_clone_made_by_the_previous_release_is_current(
+    annotations: dict[str, str] | None,
+) -> None:
+    """An upgrade of the operator rolls no group (found by review: a seed whose every
+    annotation is dropped from its clones made every old clone look outdated)."""
+    seed = deployment()
+    seed["metadata"].pop("annotations", None)
+    if annotations is not None:
+        seed["metadata"]["annotations"] = annotations
+    old = clone(seed, OWNER, "unit", 2)
+    old["metadata"]["annotations"][TEMPLATE_HASH] = legacy_digest(old)
+    assert not outdated(old, clone(seed, OWNER, "unit", 2), ["apps/v1"])
+    assert template_hash(old, "apps/v1") == legacy_digest(old)
+
+
 def test_a_digest_made_with_its_version_in_it_is_still_current() -> None:
     """Clones made before digests left the version out: no rollout on an upgrade of the
     operator, nor when their target moves to another served version."""
     old = clone(rbg("v1alpha1"), OWNER, "unit", 2)
-    old["metadata"]["annotations"][TEMPLATE_HASH] = template_hash(
-        old, "workloads.x-k8s.io/v1alpha1"
-    )
+    old["metadata"]["annotations"][TEMPLATE_HASH] = legacy_digest(old)
     assert not outdated(old, clone(rbg("v1alpha1"), OWNER, "unit", 2))
     moved = clone(rbg("v1alpha2"), OWNER, "unit", 2)
     assert outdated(old, moved)  # without the versions served, it cannot tell...

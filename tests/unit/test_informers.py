@@ -4,6 +4,7 @@ list+watch loop itself is proven against the real control plane)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from rsg_operator.informers import (
     backoff,
     newer,
 )
-from rsg_operator.kube import ApiResource, Kube, KubeError, Unavailable
+from rsg_operator.kube import ApiResource, Gone, Kube, KubeError, Unavailable
 
 DEPLOYMENTS = Scope("apps/v1", "Deployment", None)
 
@@ -326,3 +327,81 @@ def test_a_watch_outage_backs_off_and_is_logged_once() -> None:
     assert outages == 1  # one outage: one warning, one count
     assert delays[:6] == sorted(delays[:6])  # growing, never reset by the good lists
     assert delays[5] > 2.0
+
+
+def test_a_watch_answered_410_again_and_again_relists_with_backoff() -> None:
+    """Found by review: each 410 listed the whole kind again at once (894 lists in a
+    second against a server whose watch cache lags its lists)."""
+
+    class AlwaysGone(Kube):
+        def __init__(self) -> None:
+            self.lists = 0
+
+        async def resource(self, api_version: str, kind: str) -> Any:
+            return ApiResource(api_version, kind, "deployments", True, frozenset())
+
+        async def list_page(self, *args: Any) -> Any:
+            self.lists += 1
+            await asyncio.sleep(0.001)
+            return {"items": [], "metadata": {"resourceVersion": str(self.lists)}}
+
+        async def watch(self, *args: Any) -> Any:
+            raise Gone("too old resource version", 410)
+            yield  # an async generator
+
+    async def scenario() -> int:
+        kube = AlwaysGone()
+        store = Informer(kube, DEPLOYMENTS, lambda *_: None)
+        store.start()
+        await asyncio.sleep(1.0)
+        await store.stop()
+        return kube.lists
+
+    assert asyncio.run(scenario()) <= 5
+
+
+def test_an_outage_that_begins_with_an_empty_watch_is_logged_and_counted_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by review: a watch that ended at once with nothing (an apiserver shutting
+    down) moved the retry count silently, so the outage after it was never warned about
+    nor counted."""
+
+    class ClosesThenDown(Kube):
+        def __init__(self) -> None:
+            self.watches = 0
+
+        async def resource(self, api_version: str, kind: str) -> Any:
+            return ApiResource(api_version, kind, "deployments", True, frozenset())
+
+        async def list_page(self, *args: Any) -> Any:
+            return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+        async def watch(self, *args: Any) -> Any:
+            self.watches += 1
+            if self.watches == 1:
+                return  # the stream ends at once, nothing delivered
+            raise Unavailable("connection refused")
+            yield  # an async generator
+
+    async def scenario() -> int:
+        kube = ClosesThenDown()
+        store = Informer(kube, DEPLOYMENTS, lambda *_: None)
+        real_sleep = asyncio.sleep
+
+        async def sleep(delay: float) -> None:
+            await real_sleep(0)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(asyncio, "sleep", sleep)
+            store.start()
+            while kube.watches < 8:
+                await real_sleep(0)
+            await store.stop()
+        return store.reconnects
+
+    with caplog.at_level(logging.DEBUG, logger="rsg_operator.informers"):
+        outages = asyncio.run(scenario())
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert outages == 1
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -160,6 +160,65 @@ def test_a_released_lease_is_taken_at_once_and_a_graceful_stop_releases() -> Non
     asyncio.run(scenario())
 
 
+class SlowRead(Leases):
+    """A replica's view of the shared Lease (`store`): its first read is slow, and
+    `after_slow_read` runs when the server has answered it."""
+
+    def __init__(self, store: Leases, delay: float = 0.0) -> None:
+        self.store, self.delay, self.after_slow_read = store, delay, None
+        self.hang = asyncio.Event()
+        self.requests = 0
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        await self._answer()
+        if self.delay:
+            delay, self.delay = self.delay, 0.0
+            await asyncio.sleep(delay)  # the server read it; the answer is slow to come
+            if self.after_slow_read is not None:
+                self.after_slow_read()
+        return copy.deepcopy(self.store.lease)
+
+    async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        await self._answer()
+        return self.store._store(obj)
+
+    async def replace(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        await self._answer()
+        return await Leases.replace(self.store, path, obj)
+
+
+def test_a_slow_read_by_the_standby_never_makes_two_leaders(
+    terminated: list[int],
+) -> None:
+    """Found by review: a standby dated the last change it saw from when it asked, not
+    from when the answer came, so a slow read ate the margin (a lease 4 s, renew
+    deadline 3.5 s pair overlapped by ~0.9 s)."""
+    config = LeaseConfig("op", "ns", lease_seconds=4, renew_deadline_seconds=3.5, retry_seconds=0.2)
+
+    async def scenario() -> float:
+        store = Leases()
+        first, second = SlowRead(store), SlowRead(store, delay=1.7)
+        a = Election(first, config, lambda: asyncio.Event().wait())
+        b = Election(second, config, lambda: asyncio.Event().wait())
+        a.identity, b.identity = "replica-a", "replica-b"
+        a.start()
+        await until(lambda: a.leading)
+        second.after_slow_read = first.hang.set  # a's last renewal is in; then a partition
+        b.start()
+        overlap = 0.0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (b.leading and b.fence() is None and a.lost):
+            if a.fence() is None and b.fence() is None:
+                overlap += 0.005
+            await asyncio.sleep(0.005)
+        assert b.leading and a.lost
+        await a.stop()
+        await b.stop()
+        return overlap
+
+    assert asyncio.run(scenario()) == 0.0
+
+
 def test_the_renew_deadline_must_fit_in_the_lease() -> None:
     with pytest.raises(ValueError, match="renew deadline"):
         LeaseConfig(lease_seconds=10, renew_deadline_seconds=10)

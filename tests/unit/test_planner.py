@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsg_operator.api import ScaleDownPolicy
@@ -420,3 +420,54 @@ def test_decide_properties(
         assert decision.draining[index] > T0  # nothing past its deadline stays
     if timeout == 0:
         assert decision.draining == {} and decision.drain == ()
+
+
+# Whole and partial groups, so that names of missing clones can be taken (Blocked).
+members = st.sampled_from([frozenset(TARGETS), frozenset({"prefill"}), frozenset({"decode"})])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.integers(2, 8), members, max_size=6),
+    drains,
+    st.integers(0, 10),
+    st.sampled_from([0, 30]),
+    candidate_ids,
+    st.frozensets(st.tuples(st.integers(2, 8), st.sampled_from(TARGETS)), max_size=4),
+    st.sampled_from([frozenset(), frozenset({"prefill"}), frozenset(TARGETS)]),
+    st.frozensets(st.integers(1, 8), max_size=3),
+)
+def test_decide_properties_with_blocked_groups(
+    clones: dict[int, frozenset[str]],
+    draining: dict[int, Drain],
+    desired: int,
+    timeout: int,
+    candidates: list[str],
+    taken: frozenset[tuple[int, str]],
+    at_zero: frozenset[str],
+    deleting: frozenset[int],
+) -> None:
+    """A Blocked group is never completed, drained, reused or kept while a serving group
+    is removed (from the review's property test, with the seed at 0 and recorded
+    removals mixed in)."""
+    draining = {i: d for i, d in draining.items() if i in clones or (i == 1 and not at_zero)}
+    taken = frozenset((i, t) for i, t in taken if i in clones and t not in clones[i])
+    decision = decide(
+        observed(clones, at_zero=at_zero, deleting=deleting, draining=draining, taken=taken),
+        desired,
+        P,
+        candidates=candidates,
+        drain_timeout=timeout,
+        now=T0,
+    )
+    serving, stuck = set(decision.existing), set(decision.stuck)
+    removed = set(decision.remove) | set(decision.finish_deleting)
+    assert stuck <= {i for i, _ in taken}
+    assert not stuck & (serving | removed | set(decision.drain) | set(decision.add))
+    assert not stuck & set(decision.complete)
+    assert not serving & removed
+    assert not set(decision.add) & ({*clones} | set(draining) | set(decision.finish_deleting))
+    if not at_zero and not deleting:
+        assert len(serving | stuck) == desired
+    if stuck:  # a serving group goes only once every blocked one has
+        assert not set(decision.remove) - set(draining) - {i for i, _ in taken} - {1}
