@@ -156,7 +156,11 @@ def world(resync_seconds: float) -> Iterator[tuple[World, Operator]]:
         log = plane.work_dir / "logs" / "operator.log"
         flags = ("--verbose", f"--resync-seconds={resync_seconds}")
         yield World(plane), Operator(plane.kubeconfig, log, flags)
-    finally:
+    except BaseException:
+        plane.stop(keep_logs=True)
+        print(f"\ncontrol-plane and operator logs kept in {plane.work_dir}", file=sys.stderr)
+        raise
+    else:
         plane.stop()
 
 
