@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config, dynamic, watch
 
 GROUP, VERSION, PLURAL = "resourcescalinggroup.com", "v1", "resourcescalinggroups"
 DRAINED = "resourcescalinggroup.com/drained"
@@ -53,17 +53,19 @@ def ready_pod_ips(core: client.CoreV1Api, namespace: str, selector: str) -> list
 
 
 def acknowledge(api: client.ApiClient, namespace: str, group: dict[str, Any]) -> bool:
-    """Annotate one of the group's members drained=true (any member will do)."""
-    apps = client.AppsV1Api(api)
+    """Annotate one of the group's members drained=true (any member will do: a
+    Deployment, a RoleBasedGroup...; its kind and apiVersion are in the status)."""
     patch = {"metadata": {"annotations": {DRAINED: "true"}}}
-    annotate = {
-        "Deployment": apps.patch_namespaced_deployment,
-        "StatefulSet": apps.patch_namespaced_stateful_set,
-    }
+    kinds = dynamic.DynamicClient(api).resources
     for member in group.get("members", []):
-        if member["kind"] in annotate:
-            annotate[member["kind"]](member["name"], namespace, patch)
-            return True
+        resource = kinds.get(api_version=member["apiVersion"], kind=member["kind"])
+        resource.patch(
+            name=member["name"],
+            namespace=namespace,
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+        return True
     return False
 
 

@@ -17,6 +17,10 @@ from rsg_operator.informers import Informer, Object, Watches
 from rsg_operator.kinds import api_group
 from rsg_operator.kube import ApiResource, Conflict, Invalid, Kube, UnknownKind
 
+# What the API server answers (422, no causes) when a JSON patch's `test` fails, as
+# opposed to a patch whose result the object's schema refuses (422, naming the fields).
+TEST_FAILED = "the server rejected our request due to an error in our request"
+
 
 class Cluster:
     def __init__(self, kube: Kube, watches: Watches) -> None:
@@ -42,6 +46,26 @@ class Cluster:
         """Objects of a kind in `namespace` carrying RSG `rsg`'s name label."""
         informer = await self._synced(api_version, kind, namespace)
         return informer.labelled(namespace, rsg)
+
+    def latest(self, obj: Object) -> Object:
+        """The object as the cache holds it now (after our own writes), else `obj`."""
+        informer = self._informer_of(obj)
+        meta = obj["metadata"]
+        held = (
+            None
+            if informer is None
+            else informer.get(str(meta.get("namespace") or ""), meta["name"])
+        )
+        return held or obj
+
+    def writers(self, obj: Object) -> dict[str, tuple[str, ...]]:
+        """Who manages each replica field of a cached object (from its managedFields):
+        "spec.replicas" or "spec.roles[<role>].replicas" -> "manager (operation, ...)"."""
+        informer = self._informer_of(obj)
+        if informer is None:
+            return {}
+        meta = obj["metadata"]
+        return informer.writers(str(meta.get("namespace") or ""), str(meta["name"]))
 
     async def _synced(self, api_version: str, kind: str, namespace: str) -> Informer:
         informer = self.watches.informer(api_version, kind, namespace)
@@ -100,6 +124,8 @@ class Cluster:
         try:
             patched = await self.kube.json_patch(await self.path_of(obj), operations)
         except Invalid as error:
+            if TEST_FAILED not in str(error):
+                raise  # refused for what it would write (the object's schema): no conflict
             raise Conflict(
                 f"{obj['kind']} {obj['metadata'].get('namespace')}/{obj['metadata']['name']} "
                 f"changed since it was read (a JSON-patch test failed: {error})",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import random
 import time
@@ -153,6 +154,7 @@ class Informer:
         # (namespace, value of the RSG name label) -> keys of the objects carrying it
         self._labelled: dict[tuple[str, str], set[ObjectKey]] = {}
         self._dead: OrderedDict[str, None] = OrderedDict()  # uids known deleted
+        self._writers: dict[ObjectKey, Writers] = {}  # replica fields -> their writers
         self.resource: ApiResource | None = None
         self.unknown: UnknownKind | None = None  # the kind is not served (yet)
         # Why the first list failed, when retrying will not help soon (e.g. forbidden).
@@ -200,19 +202,24 @@ class Informer:
         keys = self._labelled.get((namespace, value), ())
         return [self.objects[key] for key in sorted(keys)]
 
+    def writers(self, namespace: str, name: str) -> Writers:
+        """Who wrote each replica count of the object, as its managedFields last said
+        (kept apart from the object, which the cache keeps without managedFields)."""
+        return self._writers.get((namespace, name), {})
+
     # ------------------------------------------------------------------ our own writes
 
     def remember(self, obj: Object) -> None:
         """A state of an object returned by our own write: kept if it is newer than what
         the store holds (rule 1) and not of a dead uid (rule 2), and reported at once to
         the other RSGs concerned (rule 4)."""
-        obj = _slim(obj)
+        writers, obj = _writers(obj), _slim(obj)
         key = _key(obj)
         if _uid(obj) in self._dead:
             return
         old = self.objects.get(key)
         if newer(obj, old):
-            self._put(key, obj)
+            self._put(key, obj, writers)
             self._changed(self, old, obj, WRITER.get())
 
     def forget(self, obj: Object) -> None:
@@ -300,11 +307,13 @@ class Informer:
         version to watch from."""
         assert self.resource is not None
         listed: dict[ObjectKey, Object] = {}
+        writers: dict[ObjectKey, Writers | None] = {}
         token: str | None = None
         while True:
             page = await self.kube.list_page(self.resource, self.scope.namespace, LIST_PAGE, token)
             for item in page.get("items") or []:
                 item = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **item}
+                writers[_key(item)] = _writers(item)
                 listed[_key(item)] = _slim(item)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
@@ -323,7 +332,7 @@ class Informer:
             if kept is None:
                 self._drop(key)
             else:
-                self._put(key, kept)
+                self._put(key, kept, writers.get(key) if kept is found else None)
             if not first or held is not None or self._report_first_list:
                 self._changed(self, held, kept, None)
         self.synced = True
@@ -340,7 +349,8 @@ class Informer:
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if kind == "BOOKMARK":
             return str(version) if version else None
-        obj = _slim({"apiVersion": self.scope.api_version, "kind": self.scope.kind, **obj})
+        obj = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **obj}
+        writers, obj = _writers(obj), _slim(obj)
         key = _key(obj)
         uid = _uid(obj)
         if kind == "DELETED":
@@ -359,7 +369,7 @@ class Informer:
             old = self.objects.get(key)
             if old is not None and not newer(obj, old):
                 return str(version) if version else None  # our own write got here first
-            self._put(key, obj)
+            self._put(key, obj, writers)
             self._changed(self, old, obj, None)
         return str(version) if version else None
 
@@ -371,9 +381,15 @@ class Informer:
         if len(self._dead) > DEAD_MEMORY:
             self._dead.popitem(last=False)
 
-    def _put(self, key: ObjectKey, obj: Object) -> None:
+    def _put(self, key: ObjectKey, obj: Object, writers: Writers | None = None) -> None:
         self._unindex(key)
         self.objects[key] = obj
+        if writers:
+            self._writers[key] = writers
+        elif writers is not None:
+            self._writers.pop(key, None)
+        # None: the state came without managedFields (built from a /scale answer, say):
+        # who writes its replicas is still what the last full state said.
         value = (obj["metadata"].get("labels") or {}).get(labels.NAME)
         if value is not None:
             self._labelled.setdefault((key[0], value), set()).add(key)
@@ -381,6 +397,7 @@ class Informer:
     def _drop(self, key: ObjectKey) -> None:
         self._unindex(key)
         self.objects.pop(key, None)
+        self._writers.pop(key, None)
 
     def _unindex(self, key: ObjectKey) -> None:
         old = self.objects.get(key)
@@ -422,6 +439,33 @@ def _key(obj: Object) -> ObjectKey:
 
 def _uid(obj: Object) -> str:
     return str(obj["metadata"].get("uid") or "")
+
+
+# A replica field ("spec.replicas", "spec.roles[decode].replicas") -> who manages it, as
+# "manager (operation[, subresource])".
+Writers = dict[str, tuple[str, ...]]
+
+
+def _writers(obj: Object) -> Writers | None:
+    """Who manages each replica field of an object, from its managedFields (RSG reads
+    nothing else of them: what it tells a user who else holds a count); None for a state
+    that carries no managedFields."""
+    managed = (obj.get("metadata") or {}).get("managedFields")
+    if managed is None:
+        return None
+    found: dict[str, list[str]] = {}
+    for entry in managed:
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        paths = ["spec.replicas"] if "f:replicas" in spec else []
+        for item, owned in (spec.get("f:roles") or {}).items():
+            if item.startswith("k:") and "f:replicas" in (owned or {}):
+                with contextlib.suppress(ValueError, AttributeError):
+                    paths.append(f"spec.roles[{json.loads(item[2:]).get('name')}].replicas")
+        if paths:
+            how = ", ".join(x for x in (entry.get("operation"), entry.get("subresource")) if x)
+            for path in paths:
+                found.setdefault(path, []).append(f"{entry.get('manager')} ({how})")
+    return {path: tuple(who) for path, who in found.items()}
 
 
 def _slim(obj: Object) -> Object:

@@ -86,6 +86,9 @@ class Layout:
     # Replicas per role (spec.roles[].replicas) reported per role in status.roleStatuses[]
     # (RoleBasedGroup), instead of spec.replicas and status.readyReplicas.
     role_statuses: bool = False
+    # Where the selector of the object's pods is the object's name under a label its
+    # controller sets on them, by API version (the last entry for versions not listed).
+    name_labels: tuple[tuple[str, str], ...] = ()
 
 
 LAYOUTS: dict[tuple[str, str], Layout] = {
@@ -108,6 +111,12 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
         templates=(("spec", "roles", "*", "template"),),
         replicas=("/spec/roles/*/replicas",),
         role_statuses=True,
+        # RBG labels each group's pods with its name (api/workloads/constants/label.go);
+        # v1alpha1 used another prefix.
+        name_labels=(
+            ("v1alpha1", "rolebasedgroup.workloads.x-k8s.io/group-name"),
+            ("v1alpha2", "rbg.workloads.x-k8s.io/group-name"),
+        ),
     ),
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): Layout(
         templates=(
@@ -128,7 +137,28 @@ SCALE_REPLICAS: dict[tuple[str, str], str] = {
     ("apps", "StatefulSet"): "/spec/replicas",
     ("apps", "ReplicaSet"): "/spec/replicas",
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): "/spec/replicas",
+    ("workloads.x-k8s.io", "RoleBasedGroupScalingAdapter"): "/spec/replicas",
 }
+
+# RoleBasedGroup's scaling adapter: a role with `scalingAdapter.enable: true` gets one,
+# named `<rbg>-<role>`, and RBG runs the role at the adapter's `spec.replicas` (scaled
+# through its /scale), whatever `spec.roles[].replicas` says.
+SCALING_ADAPTER = "RoleBasedGroupScalingAdapter"
+
+
+def scaling_adapter(obj: dict[str, object], role: str) -> tuple[str, str, str] | None:
+    """(apiVersion, kind, name) of the scaling adapter that holds `role`'s replicas, if
+    the role enables one; of the same API version as the RoleBasedGroup."""
+    spec = obj.get("spec")
+    roles = spec.get("roles") if isinstance(spec, dict) else None
+    for item in roles if isinstance(roles, list) else []:
+        if isinstance(item, dict) and item.get("name") == role:
+            adapter = item.get("scalingAdapter")
+            if isinstance(adapter, dict) and adapter.get("enable") is True:
+                meta = obj.get("metadata")
+                name = meta.get("name") if isinstance(meta, dict) else None
+                return str(obj.get("apiVersion")), SCALING_ADAPTER, f"{name}-{role}"
+    return None
 
 
 def scale_replicas(api_version: str, kind: str) -> str | None:

@@ -26,6 +26,10 @@ class Counts:
 def pod_selector(obj: Object) -> str | None:
     """The member's pod selector as a label-selector string."""
     layout = kinds.layout(obj["apiVersion"], obj["kind"])
+    if layout.name_labels:
+        version = obj["apiVersion"].rpartition("/")[2]
+        label = dict(layout.name_labels).get(version, layout.name_labels[-1][1])
+        return f"{label}={obj['metadata']['name']}"
     if layout.selector is None:
         return None
     node: Any = obj
@@ -71,7 +75,11 @@ def _role_counts(spec: dict[str, Any], status: dict[str, Any]) -> Counts:
 
 def entry(obj: Object) -> dict[str, Any]:
     """The member as status.groups[].members lists it."""
-    found: dict[str, Any] = {"kind": obj["kind"], "name": obj["metadata"]["name"]}
+    found: dict[str, Any] = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+    }
     pods = pod_selector(obj)
     if pods:
         found["podSelector"] = pods
@@ -92,3 +100,35 @@ def member_ready(obj: Object) -> bool:
         return False
     replicas = counts(obj)
     return replicas is None or (replicas.complete and replicas.ready >= replicas.replicas)
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a workload reports it runs (its status), as opposed to what its spec asks."""
+
+    replicas: int
+    ready: int
+    # The status is of the object's latest generation (observedGeneration), so a count
+    # that differs from the spec is not merely a status yet to be written.
+    current: bool
+
+
+def running(obj: Object, role: str | None = None) -> Running | None:
+    """What runs of a member (a role of it, for a RoleBasedGroup), from its status; None
+    where the status says nothing RSG can read (no status yet, a role not reported)."""
+    status = obj.get("status") or {}
+    observed = status.get("observedGeneration")
+    current = observed is not None and int(observed) >= int(obj["metadata"].get("generation") or 0)
+    if role is not None:
+        for reported in status.get("roleStatuses") or []:
+            if reported.get("name") == role:
+                return Running(
+                    int(reported.get("replicas") or 0),
+                    int(reported.get("readyReplicas") or 0),
+                    current,
+                )
+        return None
+    if not status:
+        return None
+    # Counts of 0 are omitted from status: absent means 0.
+    return Running(int(status.get("replicas") or 0), int(status.get("readyReplicas") or 0), current)

@@ -17,7 +17,8 @@ DEGRADED = "Degraded"
 
 
 class Reason(StrEnum):
-    """Reasons of the Degraded condition (and of the Warning events that go with it)."""
+    """Reasons of the Degraded condition (and of the Warning events that go with it), and
+    of a Ready=False that is no spec problem (RSG goes on acting)."""
 
     INVALID_SPEC = "InvalidSpec"
     TARGET_NOT_FOUND = "TargetNotFound"
@@ -32,6 +33,9 @@ class Reason(StrEnum):
     SPEC_CHANGE_REFUSED = "SpecChangeRefused"
     RECONCILE_FAILING = "ReconcileFailing"
     SOURCE_TARGET_CYCLE = "SourceTargetCycle"
+    # Ready=False, Degraded=False: what runs is not what RSG set.
+    REPLICAS_NOT_TAKEN_UP = "ReplicasNotTakenUp"
+    REPLICAS_CONTESTED = "ReplicasContested"
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,14 @@ def merge_conditions(
 
 @dataclass(frozen=True)
 class Healthy:
-    """Why the group is Ready when nothing is wrong, and whether it is still moving."""
+    """Why the group is Ready when nothing is wrong, and whether it is still moving. With
+    `ready` False, Ready is False for `reason` although the spec has no problem: RSG acts,
+    but what runs is not what it set (the Warning event says so once)."""
 
     reason: str = "TargetsResolved"
     message: str = "every target exists"
     progressing: str | None = None  # what is still under way, if anything
+    ready: bool = True
 
 
 DEFAULT_HEALTHY = Healthy()
@@ -93,7 +100,7 @@ def problems_conditions(
     if not problems:
         moving = healthy.progressing
         return [
-            condition(READY, True, healthy.reason, healthy.message, generation),
+            condition(READY, healthy.ready, healthy.reason, healthy.message, generation),
             condition(
                 PROGRESSING,
                 moving is not None,
@@ -150,7 +157,14 @@ def outcome(
     wanted = {**(fields or {}), "observedGeneration": generation, "conditions": conditions}
     patch = status_patch(stored, wanted)
     if not problems:
-        return Outcome(patch)
+        if healthy.ready:
+            return Outcome(patch)
+        before = _find(stored.get("conditions") or [], READY)
+        said = before is not None and (before.get("reason"), before.get("message")) == (
+            healthy.reason,
+            healthy.message,
+        )
+        return Outcome(patch, None if said else Problem(Reason(healthy.reason), healthy.message))
     before = _find(stored.get("conditions") or [], DEGRADED)
     after = _find(conditions, DEGRADED)
     assert after is not None

@@ -1,10 +1,12 @@
-"""Roles of a multi-role object (RoleBasedGroup: `spec.roles[i].{name,replicas}`)."""
+"""Roles of a multi-role object (RoleBasedGroup: `spec.roles[i].{name,replicas}`), and a
+role whose replicas RBG's scaling adapter holds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from rsg_operator import members
 from rsg_operator.api import Member
 from rsg_operator.cluster import Cluster
 from rsg_operator.kinds import role_named
@@ -28,6 +30,15 @@ class RoleScaler:
         index = next(i for i, r in enumerate(roles) if r.get("name") == name)
         return cls(cluster, member, obj, name, index, int(roles[index].get("replicas") or 0))
 
+    @property
+    def written(self) -> dict[str, Any]:
+        """The object whose replica field RSG writes."""
+        return self.obj
+
+    @property
+    def field(self) -> str:
+        return f"spec.roles[{self.name}].replicas"
+
     async def read(self) -> int:
         return self.replicas
 
@@ -45,3 +56,41 @@ class RoleScaler:
         self.obj = patched
         self.replicas = int(patched["spec"]["roles"][self.index].get("replicas") or 0)
         return self.replicas
+
+    def running(self) -> members.Running | None:
+        return members.running(self.obj, self.name)
+
+
+@dataclass
+class AdapterScaler:
+    """A role with RBG's scaling adapter enabled, whose adapter exists: RBG runs the role
+    at the adapter's `spec.replicas`, so that is what RSG reads and writes (through the
+    adapter's /scale), as the HPA or KEDA would; what runs is still the role's status."""
+
+    cluster: Cluster
+    member: Member
+    role: RoleScaler
+    adapter: dict[str, Any]  # as last seen
+
+    @property
+    def written(self) -> dict[str, Any]:
+        return self.adapter
+
+    @property
+    def field(self) -> str:
+        return "spec.replicas"
+
+    async def read(self) -> int:
+        replicas = (self.adapter.get("spec") or {}).get("replicas")
+        # Not set yet: RBG runs the role at its own count until it is.
+        return await self.role.read() if replicas is None else int(replicas)
+
+    async def write(self, replicas: int) -> int:
+        return await self.cluster.scale(self.adapter, replicas, "/spec/replicas")
+
+    def running(self) -> members.Running | None:
+        return self.role.running()
+
+    def describe(self) -> str:
+        meta = self.adapter["metadata"]
+        return f"{self.adapter['kind']} {meta.get('namespace')}/{meta['name']}"

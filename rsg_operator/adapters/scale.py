@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rsg_operator import kinds
+from rsg_operator import kinds, members
 from rsg_operator.api import Member
 from rsg_operator.cluster import Cluster
 
@@ -15,6 +15,14 @@ class ScaleSubresource:
     cluster: Cluster
     member: Member
     obj: dict[str, Any]  # as last seen
+
+    @property
+    def written(self) -> dict[str, Any]:
+        return self.obj
+
+    @property
+    def field(self) -> str:
+        return "spec.replicas"
 
     async def read(self) -> int:
         pointer = kinds.scale_replicas(self.member.api_version, self.member.kind)
@@ -28,4 +36,9 @@ class ScaleSubresource:
 
     async def write(self, replicas: int) -> int:
         pointer = kinds.scale_replicas(self.member.api_version, self.member.kind)
-        return await self.cluster.scale(self.obj, replicas, pointer)
+        written = await self.cluster.scale(self.obj, replicas, pointer)
+        self.obj = self.cluster.latest(self.obj)
+        return written
+
+    def running(self) -> members.Running | None:
+        return members.running(self.obj)

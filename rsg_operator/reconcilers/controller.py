@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rsg_operator import api, graph, labels, metrics, status
+from rsg_operator import api, contest, graph, labels, metrics, status
+from rsg_operator.adapters import adapter_selections
 from rsg_operator.cluster import Cluster
 from rsg_operator.informers import (
     WRITER,
@@ -108,6 +109,8 @@ class Controller:
         self.claims = graph.ClaimIndex()
         self._failures: dict[RsgKey, int] = {}
         self._conflicts: dict[RsgKey, int] = {}
+        # What each InplaceScaling RSG knows of its own writes to its members (contest.py).
+        self._writes: dict[RsgKey, contest.Members] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._rsg_informers: dict[str | None, Informer] = {}
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
@@ -192,6 +195,7 @@ class Controller:
             self.watches.drop(key)
             self._failures.pop(key, None)
             self._conflicts.pop(key, None)
+            self._writes.pop(key, None)
             self.wake(self.claims.put(key, None))
             return
         old = self.rsgs.get(key)
@@ -278,6 +282,10 @@ class Controller:
             self.watches.want(key, selections)
             resolution = await targets.check(self.cluster, spec, namespace, self.settings)
             result.problems = resolution.problems
+            adapters = adapter_selections(spec, resolution.objects, namespace)
+            if adapters:  # RBG scaling adapters that hold a role's replicas
+                selections = [*selections, *adapters]
+                self.watches.want(key, selections)
             if not result.problems:
                 result = await self._dispatch(body, spec, resolution.objects)
             if result.watch:  # e.g. a name another app's object holds, until it is freed
@@ -322,7 +330,10 @@ class Controller:
         if problems:  # another RSG's member, or a cycle: write nothing
             return Report(problems=problems)
         if isinstance(spec.strategy, api.InplaceScaling):
-            return await inplace.reconcile(self.cluster, spec, spec.strategy, objects, key[0])
+            writes = self._writes.setdefault(key, contest.Members())
+            return await inplace.reconcile(
+                self.cluster, spec, spec.strategy, objects, key[0], writes
+            )
         body = await self._ensure_finalizer(body)
         rsg = group_replication.Rsg(key[0], key[1], str(body["metadata"]["uid"]))
 

@@ -16,8 +16,17 @@ from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.harness import ROOT
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.test_operations import Replica
-from tests.integration.workloads import deployment, replicas
-from tests.specs import follow, group_spec, rsg
+from tests.integration.workloads import (
+    ADAPTERS,
+    RBG_ADAPTER_CRD,
+    RBG_CRD,
+    deployment,
+    install_crd,
+    replicas,
+    rolebasedgroup,
+    scaling_adapter,
+)
+from tests.specs import follow, group_spec, rsg, target
 
 CHART = ROOT / "deploy" / "chart" / "rsg-operator"
 KUBE_VERSION = "1.34.4"  # the local control plane's
@@ -164,6 +173,9 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
     assert ("apps", "deployments/scale", "update") in rules
     assert ("", "services/scale", "update") not in rules  # no such subresource
     assert ("", "events", "create") in rules
+    adapters = "rolebasedgroupscalingadapters"
+    assert ("workloads.x-k8s.io", f"{adapters}/scale", "patch") in rules  # RBG's adapters
+    assert ("workloads.x-k8s.io", adapters, "update") not in rules  # only their /scale
     assert ("coordination.k8s.io", "leases", "update") not in rules  # only in its namespace
     lease_role = one(docs, "Role")
     assert lease_role["metadata"]["namespace"] == "rsg-system"
@@ -316,10 +328,22 @@ def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more
         kubectl.apply(deployment("router", 3), namespace)
         kubectl.apply(deployment("follower", 0), namespace)
         kubectl.apply(rsg("pool", follow("router", "follower")), namespace)
+        # A role held by RBG's scaling adapter: scaled through the adapter's /scale.
+        install_crd(kubectl, RBG_CRD)
+        install_crd(kubectl, RBG_ADAPTER_CRD)
+        kubectl.apply(rolebasedgroup("rbg", {"decode": 1}, "v1alpha2", ("decode",)), namespace)
+        kubectl.apply(scaling_adapter("rbg", "decode", 1), namespace)
+        roles = target("rbg", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha2")
+        roles["subResources"] = [{"roleName": "decode"}]
+        spec = follow("router", "decode", ratio=1)
+        spec["targetResources"] = [target("router"), roles]
+        kubectl.apply(rsg("roles", spec), namespace)
         process.wait_for(
             lambda: (
                 kubectl.get("deployment", "unit-02-decode", namespace)
                 and replicas(kubectl, "deployment", "follower", namespace) == 6
+                and (kubectl.get(ADAPTERS, "rbg-decode", namespace) or {})["spec"].get("replicas")
+                == 3
             ),
             what="both strategies reconciled",
         )

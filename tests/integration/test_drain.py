@@ -10,10 +10,18 @@ import sys
 import time
 from typing import Any
 
+from rsg_operator.local_cluster import GPU_TOLERATION
 from tests.integration.conftest import ROOT, Kubectl, Operator, wait_for
 from tests.integration.test_group_replication import status
-from tests.integration.workloads import deployment
-from tests.specs import group_spec, rsg
+from tests.integration.workloads import (
+    RBG_CRD,
+    RBGS,
+    deployment,
+    install_crd,
+    report_roles,
+    rolebasedgroup,
+)
+from tests.specs import group_spec, rsg, target
 
 DRAINING = "resourcescalinggroup.com/draining"
 DRAIN_STARTED = "resourcescalinggroup.com/drain-started"
@@ -394,3 +402,62 @@ def test_the_gateway_example_routes_around_a_drain_and_acknowledges_it(
     )
     # Still listed while it drained and went: never reported as a missing candidate.
     assert "unit-02" not in kubectl.events(namespace, "reason=CandidateIgnored")
+
+
+def rbg_pod(name: str, rbg: str) -> dict[str, Any]:
+    """A pod as RBG's controller would make for a v1alpha2 RoleBasedGroup `rbg` (its
+    group-name label), on a GPU node: it runs."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"rbg.workloads.x-k8s.io/group-name": rbg}},
+        "spec": {
+            "containers": [{"name": "engine", "image": "registry.invalid/x:1"}],
+            "tolerations": [GPU_TOLERATION],
+        },
+    }
+
+
+def test_the_gateway_routes_to_and_drains_a_group_whose_member_is_a_rolebasedgroup(
+    operator: Operator, kubectl: Kubectl, namespace: str
+) -> None:
+    """status.groups[] gives an RBG member the selector of the pods RBG labels with its
+    name, so a gateway finds an RBG group's pods, stops routing to it when it drains, and
+    acknowledges through the RBG itself."""
+    install_crd(kubectl, RBG_CRD)
+    kubectl.apply(rolebasedgroup("engine", {"worker": 1}, "v1alpha2"), namespace)
+    kubectl.apply(deployment("router", 1, runs=True), namespace)
+    engine = target("engine", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha2")
+    spec = group_spec(engine, target("router"), replicas=2, drainTimeoutSeconds=LONG)
+    kubectl.apply(rsg("pool", spec), namespace)
+    operator.wait_for(lambda: kubectl.get(RBGS, "unit-02-engine", namespace), what="the clone")
+    for rbg in ("engine", "unit-02-engine"):  # RBG's controller, played: pods, and status
+        kubectl.apply(rbg_pod(f"{rbg}-worker-0", rbg), namespace)
+        report_roles(kubectl, rbg, namespace, {"worker": 1})
+    operator.wait_for(
+        lambda: status(kubectl, "pool", namespace).get("readyReplicas") == 2,
+        timeout=60,
+        what="2 Ready groups",
+    )
+    selectors = {
+        g["id"]: g["members"][0]["podSelector"]
+        for g in status(kubectl, "pool", namespace)["groups"]
+    }
+    assert selectors["unit-02"] == "rbg.workloads.x-k8s.io/group-name=unit-02-engine"
+    routes = gateway(kubectl, namespace, "--once")
+    for group_id, rbg in (("unit-01", "engine"), ("unit-02", "unit-02-engine")):
+        ips = pod_ips(kubectl, namespace, f"rbg.workloads.x-k8s.io/group-name={rbg}")
+        assert len(ips) == 1 and ips[0] in routes.split(f"route {group_id}:")[1].split("\n")[0]
+
+    gateway(kubectl, namespace, "--remove", "unit-02")
+    wait_draining(operator, kubectl, namespace, "unit-02")
+    out = gateway(kubectl, namespace, "--once")
+    assert "stop routing to unit-02" in out and "acknowledged unit-02: drained" in out
+    assert "route unit-02" not in out
+    operator.wait_for(
+        lambda: list(phases(kubectl, namespace)) == ["unit-01"],
+        what="unit-02 removed at the acknowledgement through its RBG",
+    )
+    assert "removed unit-02: its drain was acknowledged" in kubectl.events(
+        namespace, "reason=GroupRemoved"
+    )

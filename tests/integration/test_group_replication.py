@@ -12,8 +12,10 @@ import pytest
 from tests.integration.conftest import Kubectl, Operator, wait_for
 from tests.integration.workloads import (
     RBG_CRD,
+    RBGS,
     deployment,
     install_crd,
+    report_roles,
     rolebasedgroup,
     statefulset,
 )
@@ -25,7 +27,6 @@ SEED_REPLICAS = "resourcescalinggroup.com/seed-replicas"
 
 
 PREFILL = target("prefill")
-RBGS = "rolebasedgroups.workloads.x-k8s.io"
 
 
 def deployments(kubectl: Kubectl, namespace: str) -> set[str]:
@@ -367,6 +368,7 @@ def test_groups_turn_ready_when_their_pods_are_ready(
     assert [g["phase"] for g in groups] == ["Ready", "Ready"]
     assert groups[1]["members"] == [
         {
+            "apiVersion": "apps/v1",
             "kind": "Deployment",
             "name": "unit-02-prefill",
             "replicas": 2,
@@ -476,19 +478,7 @@ def test_a_group_of_statefulset_and_headless_service_is_cloned_whole(
 
 def report_roles_ready(kubectl: Kubectl, name: str, namespace: str, roles: dict[str, int]) -> None:
     """Stand in for RBG's controller: report every role's replicas ready."""
-    found = kubectl.get(RBGS, name, namespace)
-    assert found is not None
-    status = {
-        "observedGeneration": found["metadata"]["generation"],
-        "roleStatuses": [
-            {"name": n, "replicas": r, "readyReplicas": r, "updatedReplicas": r}
-            for n, r in roles.items()
-        ],
-    }
-    kubectl.run(
-        "patch", RBGS, name, "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": status}),
-    )  # fmt: skip
+    report_roles(kubectl, name, namespace, roles)
 
 
 def test_a_rolebasedgroup_group_is_ready_by_its_role_statuses(

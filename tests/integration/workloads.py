@@ -9,10 +9,15 @@ from typing import Any
 import yaml
 
 from tests.harness import deployment as deployment  # shared with bench/
-from tests.integration.conftest import Kubectl
+from tests.integration.conftest import Kubectl, wait_for
 
 ROOT = Path(__file__).parents[2]
-RBG_CRD = ROOT / "examples" / "demo" / "10-rolebasedgroup-crd.yaml"
+# RoleBasedGroup's own CRDs, as released (tests/third_party/, with its license).
+RBG = ROOT / "tests" / "third_party" / "rbg-v0.8.0-alpha.5" / "crds"
+RBG_CRD = RBG / "workloads.x-k8s.io_rolebasedgroups.yaml"
+RBG_ADAPTER_CRD = RBG / "workloads.x-k8s.io_rolebasedgroupscalingadapters.yaml"
+RBGS = "rolebasedgroups.workloads.x-k8s.io"
+ADAPTERS = "rolebasedgroupscalingadapters.workloads.x-k8s.io"
 
 
 def scalable_crd(kind: str, max_replicas: int | None = None) -> dict[str, Any]:
@@ -65,12 +70,21 @@ WIDGET_CRD = scalable_crd("Widget")
 
 
 def install_crd(kubectl: Kubectl, manifest: dict[str, Any] | Path) -> None:
+    """Server-side: RBG's CRD (2.8 MB) is too big for kubectl's client-side annotation."""
     if isinstance(manifest, Path):
         manifest = yaml.safe_load(manifest.read_text())
     assert isinstance(manifest, dict)
-    kubectl.apply(manifest, "default")
+    kubectl.run(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(manifest)
+    )
     name = manifest["metadata"]["name"]
-    kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
+
+    def established() -> bool:  # (kubectl wait fails on a CRD with no conditions yet)
+        found = kubectl.get("crd", name, "") or {}
+        conditions = (found.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for(established, what=f"CRD {name} established")
 
 
 def statefulset(name: str, replicas: int) -> dict[str, Any]:
@@ -89,12 +103,45 @@ def widget(name: str, replicas: int) -> dict[str, Any]:
     }
 
 
-def rolebasedgroup(name: str, roles: dict[str, int], version: str = "v1alpha1") -> dict[str, Any]:
+def rolebasedgroup(
+    name: str,
+    roles: dict[str, int],
+    version: str = "v1alpha1",
+    adapters: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A RoleBasedGroup valid under RBG's real CRD: each role with its pod template (in
+    v1alpha2, a standalone pattern's); `adapters`: roles with the scaling adapter on."""
+
+    def role(role: str, replicas: int) -> dict[str, Any]:
+        template = {"spec": {"containers": [{"name": "engine", "image": "registry.invalid/x:1"}]}}
+        found: dict[str, Any] = {"name": role, "replicas": replicas}
+        if version == "v1alpha1":
+            found["template"] = template
+        else:
+            found["standalonePattern"] = {"template": template}
+        if role in adapters:
+            found["scalingAdapter"] = {"enable": True}
+        return found
+
     return {
         "apiVersion": f"workloads.x-k8s.io/{version}",
         "kind": "RoleBasedGroup",
         "metadata": {"name": name},
-        "spec": {"roles": [{"name": r, "replicas": n} for r, n in roles.items()]},
+        "spec": {"roles": [role(r, n) for r, n in roles.items()]},
+    }
+
+
+def scaling_adapter(rbg: str, role: str, replicas: int | None = None) -> dict[str, Any]:
+    """The RoleBasedGroupScalingAdapter RBG's controller makes for a role that enables
+    one (named `<rbg>-<role>`)."""
+    spec: dict[str, Any] = {"scaleTargetRef": {"name": rbg, "role": role}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {
+        "apiVersion": "workloads.x-k8s.io/v1alpha2",
+        "kind": "RoleBasedGroupScalingAdapter",
+        "metadata": {"name": f"{rbg}-{role}"},
+        "spec": spec,
     }
 
 
@@ -129,3 +176,28 @@ def writes_by(obj: dict[str, Any], manager: str) -> list[tuple[str, str, str]]:
 
 def kopf_annotations(obj: dict[str, Any]) -> list[str]:
     return [key for key in obj["metadata"].get("annotations") or {} if "kopf" in key]
+
+
+def report_roles(
+    kubectl: Kubectl,
+    name: str,
+    namespace: str,
+    running: dict[str, int],
+    ready: dict[str, int] | None = None,
+) -> None:
+    """Stand in for RBG's controller: report what each role runs (and has ready; all, by
+    default), for the RBG's current generation."""
+    found = kubectl.get(RBGS, name, namespace)
+    assert found is not None
+    ready = running if ready is None else ready
+    status = {
+        "observedGeneration": found["metadata"]["generation"],
+        "roleStatuses": [
+            {"name": n, "replicas": r, "readyReplicas": ready[n], "updatedReplicas": r}
+            for n, r in running.items()
+        ],
+    }
+    kubectl.run(
+        "patch", RBGS, name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
