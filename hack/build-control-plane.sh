@@ -13,15 +13,19 @@ K8S_VERSION="${RSG_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${RSG_ETCD_VERSION:-v3.6.16}"
 # kwok simulates nodes and kubelets, so that scheduled Pods run and become Ready.
 KWOK_VERSION="${RSG_KWOK_VERSION:-v0.8.0}"
+# metrics-server serves the resource metrics API (kubectl top, the HPA's cpu metrics)
+# from the kubelets' (kwok's) /metrics/resource, through the aggregation layer.
+METRICS_SERVER_VERSION="${RSG_METRICS_SERVER_VERSION:-v0.8.0}"
 CACHE_ROOT="${RSG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rsg-operator}"
 DEST="$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$DEST/bin"
 KUBERNETES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-BINARIES=(etcd "${KUBERNETES[@]}" kwok)
+BINARIES=(etcd "${KUBERNETES[@]}" kwok metrics-server)
 
 all_present() {
   for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
-  [[ -d "$DEST/kwok-stages" ]]
+  [[ "$(cat "$BIN/metrics-server.version" 2>/dev/null)" == "$METRICS_SERVER_VERSION" ]] || return 1
+  [[ -f "$DEST/kwok-stages/metrics-resource.yaml" ]]
 }
 
 if all_present; then
@@ -90,6 +94,19 @@ build_etcd() {
   )
 }
 
+build_metrics_server() {
+  local work="$DEST/src/metrics-server"
+  mkdir -p "$work"
+  (
+    cd "$work"
+    [[ -f go.mod ]] || go mod init rsg-operator/metrics-server-build >/dev/null 2>&1
+    go get -tool "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+    go build -trimpath -ldflags "-s -w" -o "$STAGING/metrics-server" \
+      sigs.k8s.io/metrics-server/cmd/metrics-server
+  )
+  echo "$METRICS_SERVER_VERSION" > "$STAGING/metrics-server.version"
+}
+
 build_kwok() {
   GOBIN="$STAGING" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   kwok_stages
@@ -107,11 +124,20 @@ kwok_stages() {
      "$module"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
      "$module"/pod/fast/pod-ready.yaml "$module"/pod/fast/pod-complete.yaml \
      "$module"/pod/fast/pod-delete.yaml "$DEST/kwok-stages/"
+  # Resource metrics as a kubelet serves them (/metrics/nodes/{nodeName}/metrics/resource,
+  # the path the nodes name in their metrics.k8s.io/resource-metrics-path annotation),
+  # with each pod's usage taken from its kwok.x-k8s.io/usage-{cpu,memory} annotations.
+  local metrics
+  metrics="$(dirname "$module")/metrics"
+  cp "$metrics"/resource/metrics-resource.yaml "$metrics"/usage/usage-from-annotation.yaml \
+     "$DEST/kwok-stages/"
 }
 
 [[ -x "$BIN/etcd" ]] || build_etcd >&2
 [[ -x "$BIN/kwok" ]] || build_kwok >&2
-[[ -d "$DEST/kwok-stages" ]] || kwok_stages >&2
+[[ -f "$DEST/kwok-stages/metrics-resource.yaml" ]] || kwok_stages >&2
+[[ "$(cat "$BIN/metrics-server.version" 2>/dev/null)" == "$METRICS_SERVER_VERSION" ]] ||
+  build_metrics_server >&2
 for b in "${KUBERNETES[@]}"; do
   if [[ ! -x "$BIN/$b" ]]; then build_kubernetes >&2; break; fi
 done
@@ -119,6 +145,7 @@ done
 for b in "${BINARIES[@]}"; do
   [[ -x "$STAGING/$b" ]] && mv -f "$STAGING/$b" "$BIN/$b"
 done
+[[ -f "$STAGING/metrics-server.version" ]] && mv -f "$STAGING/metrics-server.version" "$BIN/"
 rm -rf "$STAGING"
 all_present || { echo "build-control-plane: binaries missing after build" >&2; exit 1; }
 echo "build-control-plane: built in $(( $(date +%s) - started ))s into $BIN" >&2

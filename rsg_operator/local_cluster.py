@@ -1,4 +1,5 @@
-"""A real, local Kubernetes control plane: etcd + kube-apiserver + kube-controller-manager.
+"""A real, local Kubernetes control plane: etcd + kube-apiserver + kube-controller-manager
+(with nodes: kube-scheduler, kwok, and metrics-server behind the aggregation layer).
 
 Used by the test suite and by `rsg-operator run` when no cluster is configured. The
 binaries are built from pinned Go modules by hack/build-control-plane.sh; this module
@@ -24,7 +25,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import yaml
 
@@ -32,8 +33,12 @@ from rsg_operator import certs
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
-# With nodes: kube-scheduler places Pods, kwok plays the nodes' kubelets.
-NODE_BINARIES = ("kube-scheduler", "kwok")
+# With nodes: kube-scheduler places Pods, kwok plays the nodes' kubelets (and serves their
+# resource metrics), metrics-server serves the metrics API (kubectl top, the HPA).
+NODE_BINARIES = ("kube-scheduler", "kwok", "metrics-server")
+# The aggregated API metrics-server serves, and where the aggregator finds it: an
+# ExternalName Service to loopback (no address but 127.0.0.0/8 is ever dialed).
+METRICS_API = ("metrics.k8s.io", "v1beta1")
 NODE_LABEL = "rsg.local/kwok"
 # The taint GPU nodes commonly carry (e.g. set by cloud providers' GPU node pools), and
 # the toleration of Pods meant to run there.
@@ -75,6 +80,17 @@ class _Pki:
         self.admin_cert = self._write("admin.crt", admin.cert_pem)
         self.admin_key = self._write("admin.key", admin.key_pem)
         self.service_account_key = self._write("sa.key", certs.key_pem())
+        # The aggregation layer: the apiserver proxies to extension apiservers with a
+        # client certificate of a CA of its own, and they trust the user it names.
+        front_proxy = certs.Authority("rsg-local-front-proxy-ca")
+        self.front_proxy_ca = self._write("front-proxy-ca.crt", front_proxy.cert_pem)
+        client = front_proxy.issue("front-proxy-client")
+        self.front_proxy_cert = self._write("front-proxy-client.crt", client.cert_pem)
+        self.front_proxy_key = self._write("front-proxy-client.key", client.key_pem)
+        # Loopback servers: metrics-server, and kwok's kubelet endpoints (HTTPS).
+        local = ca.issue("localhost", dns_names=["localhost"], ips=["127.0.0.1"])
+        self.local_cert = self._write("local.crt", local.cert_pem)
+        self.local_key = self._write("local.key", local.key_pem)
 
     def _write(self, name: str, data: bytes) -> Path:
         path = self.directory / name
@@ -158,7 +174,8 @@ class LocalControlPlane:
                 lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
             )
             if self.nodes:
-                self._start_nodes()
+                self._start_nodes(pki)
+                self._start_metrics_server(pki)
         except BaseException:
             self.stop(keep_logs=True)
             raise
@@ -219,6 +236,16 @@ class LocalControlPlane:
         self._spawn("kube-apiserver", self._args["kube-apiserver"])
         self._wait("kube-apiserver /readyz after restart", lambda: self._get("/readyz") == "ok")
 
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision, as etcd's periodic compaction
+        does: every watch that would resume from an older resourceVersion is answered 410
+        (by the watch cache and by etcd alike), so its client must list again. Returns the
+        revision compacted to."""
+        status = _etcd_call(f"{self.etcd_url}/v3/maintenance/status", {})
+        revision = int(status["header"]["revision"])
+        _etcd_call(f"{self.etcd_url}/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
     def _spawn(self, name: str, args: list[str]) -> None:
         self._args[name] = args
         log = (self.logs / f"{name}.log").open("ab")
@@ -273,6 +300,16 @@ class LocalControlPlane:
                 f"--service-account-key-file={pki.service_account_key}",
                 f"--service-account-signing-key-file={pki.service_account_key}",
                 "--allow-privileged=true",
+                # The aggregation layer (metrics-server's API).
+                f"--requestheader-client-ca-file={pki.front_proxy_ca}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki.front_proxy_cert}",
+                f"--proxy-client-key-file={pki.front_proxy_key}",
+                # Not --enable-aggregator-routing: it resolves a Service through its
+                # endpoints and refuses an ExternalName one ("unsupported service type").
                 "--v=1",
                 *self._audit_flags(),
             ],
@@ -330,8 +367,9 @@ class LocalControlPlane:
             ],
         )
 
-    def _start_nodes(self) -> None:
+    def _start_nodes(self, pki: _Pki) -> None:
         """kube-scheduler, kwok, and `nodes` Node objects that kwok keeps Ready."""
+        kubelet_port = free_port()
         self._spawn(
             "kube-scheduler",
             [
@@ -350,9 +388,14 @@ class LocalControlPlane:
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-label-selector={NODE_LABEL}=true",
-                f"--server-address=127.0.0.1:{free_port()}",
+                # The nodes' kubelet endpoint, where metrics-server scrapes them: loopback.
+                f"--server-address=127.0.0.1:{kubelet_port}",
+                f"--node-port={kubelet_port}",
+                "--node-ip=127.0.0.1",
+                f"--tls-cert-file={pki.local_cert}",
+                f"--tls-private-key-file={pki.local_key}",
+                # Pod IPs are labels only (nothing dials them).
                 "--cidr=10.64.0.1/16",
-                "--node-ip=10.63.0.1",
                 "--node-lease-duration-seconds=40",
                 # Its default stages, which the control-plane build puts beside the binaries.
                 *(f"--config={stage}" for stage in sorted(self._kwok_stages().glob("*.yaml"))),
@@ -364,6 +407,72 @@ class LocalControlPlane:
         manifest.write_text(yaml.safe_dump_all(nodes))
         self.apply(manifest)
         self._wait(f"{self.nodes} nodes Ready", self._nodes_ready)
+
+    def _start_metrics_server(self, pki: _Pki) -> None:
+        """metrics-server on loopback, scraping kwok's kubelet endpoints, and registered
+        with the aggregator (an APIService and an ExternalName Service to 127.0.0.1)."""
+        assert self.work_dir is not None
+        port = free_port()
+        self._spawn(
+            "metrics-server",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--tls-cert-file={pki.local_cert}",
+                f"--tls-private-key-file={pki.local_key}",
+                # As kwok's own tooling runs it: nodes by their InternalIP (127.0.0.1) and
+                # the port they report (kwok's), and kwok's certificate not verified.
+                "--kubelet-preferred-address-types=InternalIP",
+                "--kubelet-use-node-status-port",
+                "--kubelet-insecure-tls",
+                "--metric-resolution=10s",
+                "--kubelet-request-timeout=5s",
+                "--v=1",
+            ],
+        )
+        group, version = METRICS_API
+        manifest = self.work_dir / "metrics-server.yaml"
+        manifest.write_text(
+            yaml.safe_dump_all(
+                [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Service",
+                        "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                        "spec": {
+                            "type": "ExternalName",
+                            "externalName": "127.0.0.1",
+                            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+                        },
+                    },
+                    {
+                        "apiVersion": "apiregistration.k8s.io/v1",
+                        "kind": "APIService",
+                        "metadata": {"name": f"{version}.{group}"},
+                        "spec": {
+                            "group": group,
+                            "version": version,
+                            "service": {
+                                "name": "metrics-server",
+                                "namespace": "kube-system",
+                                "port": port,
+                            },
+                            "insecureSkipTLSVerify": True,
+                            "groupPriorityMinimum": 100,
+                            "versionPriority": 100,
+                        },
+                    },
+                ]
+            )
+        )
+        self.apply(manifest)
+        self._wait(
+            "the metrics API (metrics-server through the aggregator)",
+            lambda: self._get(f"/apis/{group}/{version}/nodes") is not None,
+        )
 
     def _kwok_stages(self) -> Path:
         stages = self.bin_dir.parent / "kwok-stages"
@@ -452,6 +561,16 @@ def _die_with_parent() -> None:
         pass  # not Linux: stop() is then the only way out
 
 
+def _etcd_call(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One call to etcd's JSON gateway (served on its client URL)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        found: dict[str, Any] = json.loads(answer.read())
+    return found
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -488,7 +607,11 @@ def _node(index: int, gpu_taint: bool = False) -> dict[str, object]:
         "metadata": {
             "name": name,
             "labels": {NODE_LABEL: "true", "kubernetes.io/hostname": name, "type": "kwok"},
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "annotations": {
+                "kwok.x-k8s.io/node": "fake",
+                # Where kwok serves this node's resource metrics (metrics-server asks).
+                "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
+            },
         },
         "status": {"capacity": capacity, "allocatable": capacity},
     }
