@@ -15,7 +15,7 @@ DEMO_APPLY := --apply crds \
 	--apply ai=examples/group-replication.yaml \
 	--apply ai=examples/inplace-scaling.yaml
 
-.PHONY: install lock image control-plane cluster demo test lint unit integration bench bench-faults clean
+.PHONY: install lock image control-plane cluster demo test lint unit integration bench bench-faults bench-foreign clean
 
 install: $(STAMP)
 
@@ -75,6 +75,10 @@ bench: install
 ## Fault trials (docs/reliability.md): the operator killed at random points of group changes.
 bench-faults: install
 	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/faults.py
+
+## The operator beside 20,000 other Deployments and 5,000 ConfigMaps (docs/benchmarks.md).
+bench-foreign: install
+	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/foreign.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

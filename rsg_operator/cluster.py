@@ -40,7 +40,7 @@ class Cluster:
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
         """The object as last seen, or None. Raises UnknownKind, Unavailable."""
         informer = await self._synced(api_version, kind, namespace)
-        return informer.get(namespace, name)
+        return await informer.full(namespace, name)
 
     async def labelled(self, api_version: str, kind: str, namespace: str, rsg: str) -> list[Object]:
         """Objects of a kind in `namespace` carrying RSG `rsg`'s name label."""

@@ -132,6 +132,11 @@ class Informer:
        old and new state and the RSG whose write caused it (`WRITER`), if any: its
        watch event, arriving later and no newer, reports nothing. A relist reports what
        it found changed, deletions included.
+    5. Only what RSG reads is kept whole. With a `keep` predicate, an object it refuses
+       (no RSG names it or labels it: the cluster's other objects) is held as a stub:
+       name, namespace, uid and resourceVersion, which is all rules 1-4 compare. A stub
+       is never returned by a read; `full()` fetches the object when an RSG starts to
+       need one, and from then on its states are kept whole.
     """
 
     def __init__(
@@ -141,11 +146,14 @@ class Informer:
         changed: Changed,
         served: Callable[[Informer], None] | None = None,
         report_first_list: bool = False,
+        keep: Callable[[Scope, Object], bool] | None = None,
     ) -> None:
         """`report_first_list`: report every object of the first list as a change (the
         RSGs' informer); else the first list reports nothing (those who wait for it read
-        it when it is in)."""
+        it when it is in). `keep`: which objects are held whole (rule 5); None: all."""
         self.kube = kube
+        self._keep = keep
+        self._fetching: dict[ObjectKey, asyncio.Task[Object | None]] = {}
         self._report_first_list = report_first_list
         self.scope = scope
         self._changed = changed
@@ -176,6 +184,8 @@ class Informer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for key in list(self.objects):
+            self._drop(key)  # (its count leaves the metric with it)
 
     async def wait(self, timeout: float = SYNC_TIMEOUT) -> None:
         """Until the first list is in. Raises UnknownKind, the error that keeps the first
@@ -195,7 +205,47 @@ class Informer:
     # ------------------------------------------------------------------ reading
 
     def get(self, namespace: str, name: str) -> Object | None:
-        return self.objects.get((namespace, name))
+        """The object as held, or None: absent, or held as a stub (see `full`)."""
+        held = self.objects.get((namespace, name))
+        return None if held is None or _is_stub(held) else held
+
+    def stubbed(self, namespace: str, name: str) -> bool:
+        """The object exists, but only its stub is held (rule 5)."""
+        held = self.objects.get((namespace, name))
+        return held is not None and _is_stub(held)
+
+    async def full(self, namespace: str, name: str) -> Object | None:
+        """The object whole: as held, or, if only its stub is, read from the API server
+        (one GET, shared by concurrent readers) and held whole from then on."""
+        if not self.stubbed(namespace, name):
+            return self.get(namespace, name)
+        key = (namespace, name)
+        fetching = self._fetching.get(key)
+        if fetching is None:
+            fetching = asyncio.create_task(self._fetch(key), name=f"read {namespace}/{name}")
+            self._fetching[key] = fetching
+            fetching.add_done_callback(lambda _: self._fetching.pop(key, None))
+        await asyncio.shield(fetching)
+        return self.get(namespace, name)
+
+    async def _fetch(self, key: ObjectKey) -> Object | None:
+        assert self.resource is not None
+        found = await self.kube.get(self.resource.path(name=key[1], namespace=key[0] or None))
+        if found is None:
+            return None  # deleted since: its DELETED event is on its way
+        found = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **found}
+        writers, found = _writers(found), _slim(found)
+        held = self.objects.get(key)
+        if _uid(found) in self._dead or held is None or not _is_stub(held):
+            return self.get(*key)  # deleted, or held whole meanwhile (an event, a write)
+        if _same(found, held):
+            self._put(key, found, writers)  # the state the stub stands for, now whole
+        elif newer(found, held):
+            # A later state (a GET reads the latest): a change nobody has been told of,
+            # since its event, when it comes, will be no newer (rule 4).
+            self._put(key, found, writers)
+            self._changed(self, held, found, None)
+        return self.get(*key)
 
     def labelled(self, namespace: str, value: str) -> list[Object]:
         """Objects in `namespace` whose RSG name label is `value`."""
@@ -213,7 +263,7 @@ class Informer:
         """A state of an object returned by our own write: kept if it is newer than what
         the store holds (rule 1) and not of a dead uid (rule 2), and reported at once to
         the other RSGs concerned (rule 4)."""
-        writers, obj = _writers(obj), _slim(obj)
+        writers, obj = self._held(obj)
         key = _key(obj)
         if _uid(obj) in self._dead:
             return
@@ -313,8 +363,8 @@ class Informer:
             page = await self.kube.list_page(self.resource, self.scope.namespace, LIST_PAGE, token)
             for item in page.get("items") or []:
                 item = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **item}
-                writers[_key(item)] = _writers(item)
-                listed[_key(item)] = _slim(item)
+                key = _key(item)
+                writers[key], listed[key] = self._held(item)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 version = str(page["metadata"]["resourceVersion"])
@@ -350,7 +400,7 @@ class Informer:
         if kind == "BOOKMARK":
             return str(version) if version else None
         obj = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **obj}
-        writers, obj = _writers(obj), _slim(obj)
+        writers, obj = self._held(obj)
         key = _key(obj)
         uid = _uid(obj)
         if kind == "DELETED":
@@ -373,6 +423,12 @@ class Informer:
             self._changed(self, old, obj, None)
         return str(version) if version else None
 
+    def _held(self, obj: Object) -> tuple[Writers | None, Object]:
+        """What is held of a state, and who writes its replicas (rule 5)."""
+        if self._keep is None or self._keep(self.scope, obj):
+            return _writers(obj), _slim(obj)
+        return {}, _stub(obj)
+
     def _bury(self, uid: str) -> None:
         if not uid:
             return
@@ -383,6 +439,8 @@ class Informer:
 
     def _put(self, key: ObjectKey, obj: Object, writers: Writers | None = None) -> None:
         self._unindex(key)
+        self._count(self.objects.get(key), -1)
+        self._count(obj, 1)
         self.objects[key] = obj
         if writers:
             self._writers[key] = writers
@@ -396,8 +454,14 @@ class Informer:
 
     def _drop(self, key: ObjectKey) -> None:
         self._unindex(key)
-        self.objects.pop(key, None)
+        self._count(self.objects.pop(key, None), -1)
         self._writers.pop(key, None)
+
+    def _count(self, obj: Object | None, delta: int) -> None:
+        if obj is not None:
+            resource = self.resource.plural if self.resource else self.scope.kind.lower()
+            form = "stub" if _is_stub(obj) else "whole"
+            metrics.CACHED.labels(resource, form).inc(delta)
 
     def _unindex(self, key: ObjectKey) -> None:
         old = self.objects.get(key)
@@ -468,13 +532,47 @@ def _writers(obj: Object) -> Writers | None:
     return {path: tuple(who) for path, who in found.items()}
 
 
+# Annotations RSG never reads nor copies into a clone (clone.py drops it too), and that
+# often outweigh the rest of the object: kubectl apply's copy of the whole manifest.
+UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
 def _slim(obj: Object) -> Object:
     """What is kept of an object: everything but managedFields (often half its size,
-    and never read by RSG; a PUT without it keeps the stored one)."""
+    and never read by RSG; a PUT without it keeps the stored one) and the annotations
+    in UNREAD_ANNOTATIONS (RSG never PUTs an object it did not make, so none is lost)."""
     meta = obj.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    return obj
+    if not isinstance(meta, dict):
+        return obj
+    annotations = meta.get("annotations")
+    unread = isinstance(annotations, dict) and any(a in annotations for a in UNREAD_ANNOTATIONS)
+    if "managedFields" not in meta and not unread:
+        return obj
+    meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if unread and isinstance(annotations, dict):
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in UNREAD_ANNOTATIONS}
+    return {**obj, "metadata": meta}
+
+
+def _stub(obj: Object) -> Object:
+    """What is held of an object no RSG reads (rule 5): what rules 1-4 compare."""
+    meta = obj.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace") or "",
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        STUB: True,
+    }
+
+
+STUB = "rsg-stub"  # a key no API object has (kinds and fields are camelCase)
+
+
+def _is_stub(obj: Object) -> bool:
+    return STUB in obj
 
 
 # ---------------------------------------------------------------------------- sharing
@@ -506,6 +604,15 @@ class _Interest:
             holders.discard(rsg)
             if not holders:
                 del entries[key]
+
+    def read(self, scope: Scope, obj: Object) -> bool:
+        """Whether an RSG may read the object: one names it, or it carries an RSG's
+        label (clones, and the seeds and members RSG labelled)."""
+        meta = obj.get("metadata") or {}
+        if labels.NAME in (meta.get("labels") or {}):
+            return True
+        where = (api_group(scope.api_version), scope.kind, str(meta.get("namespace") or ""))
+        return (*where, str(meta.get("name"))) in self.by_name
 
     def concerned(self, scope: Scope, obj: Object) -> set[RsgKey]:
         meta = obj["metadata"]
@@ -557,7 +664,9 @@ class Watches:
         for scope in new - old:
             self._holders.setdefault(scope, set()).add(rsg)
             if scope not in self._informers:
-                informer = Informer(self.kube, scope, self._on_change, self._on_served)
+                informer = Informer(
+                    self.kube, scope, self._on_change, self._on_served, keep=self._interest.read
+                )
                 self._informers[scope] = informer
                 informer.start()
         for scope in old - new:

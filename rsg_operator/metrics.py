@@ -62,6 +62,13 @@ WATCH_RECONNECTS = Counter(
     ["resource"],
     registry=REGISTRY,
 )
+CACHED = Gauge(
+    "rsg_cached_objects",
+    "Objects the watches hold, by resource and form: whole (an RSG reads it) or stub "
+    "(another app's object: its name, uid and resourceVersion only)",
+    ["resource", "form"],
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "rsg_queue_depth",
     "RSGs queued for a reconcile now (not counting scheduled resyncs)",

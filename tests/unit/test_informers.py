@@ -405,3 +405,92 @@ def test_an_outage_that_begins_with_an_empty_watch_is_logged_and_counted_once(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert outages == 1
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
+# ---------------------------------------------------------------- rule 5: stubs
+
+BIG = {"kubectl.kubernetes.io/last-applied-configuration": "x" * 20_000, "team": "a"}
+
+
+def kept_if_named(*names: str) -> Any:
+    return lambda _scope, o: (
+        o["metadata"]["name"] in names or labels.NAME in (o["metadata"].get("labels") or {})
+    )
+
+
+class Getter(Lister):
+    """A server that answers a GET with `found`, counting them."""
+
+    def __init__(self, found: dict[str, Any] | None) -> None:
+        super().__init__([], 0)
+        self.found, self.gets = found, 0
+
+    async def get(self, path: str) -> Any:
+        self.gets += 1
+        return self.found
+
+
+def stubbing(*names: str) -> tuple[Informer, Recorder]:
+    recorder = Recorder()
+    store = Informer(Kube.__new__(Kube), DEPLOYMENTS, recorder, keep=kept_if_named(*names))
+    store.resource = ApiResource("apps/v1", "Deployment", "deployments", True, frozenset())
+    return store, recorder
+
+
+def test_objects_no_rsg_reads_are_held_as_stubs_and_never_read() -> None:
+    store, seen = stubbing("seed")
+    foreign = obj("other", 5)
+    foreign["metadata"]["annotations"] = dict(BIG)
+    foreign["spec"] = {"template": {"spec": {"containers": [{"image": "x" * 5000}]}}}
+    store._apply(event("ADDED", foreign))
+    store._apply(event("ADDED", obj("clone", 6, uid="u2", **{labels.NAME: "pool"})))
+    held = store.objects[("ai", "other")]
+    assert len(repr(held)) < 200 and "annotations" not in held["metadata"]
+    assert store.get("ai", "other") is None and store.stubbed("ai", "other")
+    assert store.get("ai", "clone") is not None  # carries an RSG's label: whole
+    # Rules 1-4 hold for stubs: an older state is ignored, a deletion is reported.
+    store._apply(event("MODIFIED", obj("other", 4)))
+    assert store.objects[("ai", "other")]["metadata"]["resourceVersion"] == "5"
+    store._apply(event("DELETED", obj("other", 7)))
+    assert ("ai", "other") not in store.objects
+    assert seen.changes == [(None, "5"), (None, "6"), ("5", None)]
+
+
+def test_a_stub_is_read_whole_once_an_rsg_needs_it() -> None:
+    store, seen = stubbing()
+    store._apply(event("ADDED", obj("seed", 5)))
+    assert store.stubbed("ai", "seed")
+    whole = obj("seed", 5)
+    whole["metadata"]["annotations"] = dict(BIG)
+    kube = Getter(whole)
+    store.kube = kube
+    store._keep = kept_if_named("seed")  # an RSG names it now
+
+    async def read_twice() -> list[Any]:
+        return list(await asyncio.gather(store.full("ai", "seed"), store.full("ai", "seed")))
+
+    first, second = asyncio.run(read_twice())
+    assert kube.gets == 1 and first is second is store.get("ai", "seed")
+    assert first["metadata"]["annotations"] == {"team": "a"}  # last-applied is not kept
+    assert "managedFields" not in first["metadata"]
+    assert seen.changes == [(None, "5")]  # the same state: no change to report
+    store._apply(event("MODIFIED", obj("seed", 8)))  # from now on, kept whole
+    assert store.get("ai", "seed")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
+
+
+def test_a_stub_read_later_than_its_event_reports_the_change_once() -> None:
+    store, seen = stubbing()
+    store._apply(event("ADDED", obj("seed", 5)))
+    store.kube = Getter(obj("seed", 9))
+    store._keep = kept_if_named("seed")
+    assert asyncio.run(store.full("ai", "seed"))["metadata"]["resourceVersion"] == "9"  # type: ignore[index]
+    store._apply(event("MODIFIED", obj("seed", 9)))  # its event, late: already told
+    assert seen.changes == [(None, "5"), ("5", "9")]
+
+
+def test_a_stub_deleted_before_it_is_read_reads_as_absent() -> None:
+    store, _ = stubbing()
+    store._apply(event("ADDED", obj("seed", 5)))
+    store.kube = Getter(None)
+    assert asyncio.run(store.full("ai", "seed")) is None
+    assert store.stubbed("ai", "seed")  # until its DELETED event says so
