@@ -247,6 +247,13 @@ def test_each_value_changes_what_it_must(helm: Path, tmp_path: Path) -> None:
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
 
 
+def test_one_replica_gets_no_pod_disruption_budget(helm: Path, tmp_path: Path) -> None:
+    """minAvailable 1 with one replica would block every node drain."""
+    kinds = [d["kind"] for d in render(helm, tmp_path, replicaCount=1)]
+    assert "PodDisruptionBudget" not in kinds
+    assert "PodDisruptionBudget" in [d["kind"] for d in render(helm, tmp_path, replicaCount=2)]
+
+
 @pytest.fixture
 def installed(
     helm: Path, control_plane: LocalControlPlane, kubectl: Kubectl, operator: Operator
