@@ -137,10 +137,17 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
         "--webhook-address=0.0.0.0:9443",
         "--webhook-configuration=rel-rsg-operator-webhook",
         "--webhook-host=rel-rsg-operator-webhook.rsg-system.svc",
+        "--webhook-replicas=2",
         "--leader-elect",
         "--leader-election-id=rsg-operator",
     ]
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    # One pod beside the replicas at most, each known by its pod's name: the caBundle
+    # keeps replicas + 1 CAs (cabundle.py).
+    assert deployment_["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        operator["env"]
+    )
     assert one(docs, "Service", "rel-rsg-operator-metrics")["spec"]["ports"][0]["port"] == 8080
     hook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
     assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 5
@@ -251,6 +258,7 @@ def test_one_replica_gets_no_pod_disruption_budget(helm: Path, tmp_path: Path) -
     """minAvailable 1 with one replica would block every node drain."""
     kinds = [d["kind"] for d in render(helm, tmp_path, replicaCount=1)]
     assert "PodDisruptionBudget" not in kinds
+    assert "--webhook-replicas=1" in container(render(helm, tmp_path, replicaCount=1))["args"]
     assert "PodDisruptionBudget" in [d["kind"] for d in render(helm, tmp_path, replicaCount=2)]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography import x509
 
+from rsg_operator import cabundle
 from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.integration.conftest import Kubectl, Operator
 from tests.integration.test_operations import Replica
@@ -182,3 +185,61 @@ def test_with_the_webhook_down_rsg_writes_fail_and_other_kinds_do_not(
     assert 'failed calling webhook "rsg.resourcescalinggroup.com"' in result.stderr
     assert kubectl.apply(deployment("decode", 0), namespace).returncode == 0
     kubectl.run("scale", "deployment/router", "--replicas=2", "-n", namespace)
+
+
+def test_replicas_keep_the_ca_bundle_to_one_ca_each_plus_one(
+    operator: Operator, control_plane: LocalControlPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    """Was: each start appended a CA (valid a year) and only expired ones were dropped,
+    so a crash-looping pod grew the configuration toward etcd's object size limit."""
+    name = f"rsg-{namespace}"
+    kubectl.apply(configuration(name, free_port(), namespace), "default")
+    operator.stop()
+    assert control_plane.work_dir is not None
+    log = control_plane.work_dir / "logs" / "ca-bundle.log"
+
+    def bundle() -> list[x509.Certificate]:
+        found = kubectl.get("validatingwebhookconfiguration", name, "") or {}
+        pem = base64.b64decode(found["webhooks"][0]["clientConfig"].get("caBundle") or "")
+        return x509.load_pem_x509_certificates(pem) if pem.strip() else []
+
+    def records() -> dict[str, cabundle.Record]:
+        found = kubectl.get("validatingwebhookconfiguration", name, "") or {}
+        annotations = found["metadata"].get("annotations") or {}
+        return cabundle.parse_records(annotations.get(cabundle.ANNOTATION))
+
+    def run(replica: Replica, pod: str) -> None:
+        """A replica serving on ports of its own (the API server calls none of them)."""
+        replica.port = free_port()
+        replica.start(
+            f"--http-address=127.0.0.1:{replica.port}",
+            f"--webhook-address=127.0.0.1:{free_port()}",
+            f"--webhook-configuration={name}",
+            "--webhook-replicas=2",
+            env={"POD_NAME": pod},
+        )
+
+    live, restarted = Replica(control_plane.kubeconfig, log), Replica(control_plane.kubeconfig, log)
+    try:
+        run(live, "pod-a")
+        live.wait_for(lambda: len(bundle()) == 1, what="pod-a's CA trusted")
+        # pod-b's container crashes again and again: each start replaces its own CA.
+        previous = None
+        for start in range(4):
+            run(restarted, "pod-b")
+            restarted.wait_for(
+                lambda was=previous: "pod-b" in records() and records()["pod-b"].fingerprint != was,
+                what=f"pod-b's CA of start {start} trusted",
+            )
+            previous = records()["pod-b"].fingerprint
+            assert len(bundle()) == 2
+            assert {r.fingerprint for r in records().values()} == {
+                cabundle.fingerprint(cert) for cert in bundle()
+            }
+            restarted.stop()
+        assert set(records()) == {"pod-a", "pod-b"}
+    finally:
+        live.stop()
+        restarted.stop()
+        operator.start()
+        kubectl.run("delete", "validatingwebhookconfiguration", name)
