@@ -2,8 +2,9 @@
 or not: the RSG watch, and so the claims of stored RSGs, runs in each).
 
 The serving certificate comes from `--webhook-cert-dir` (tls.crt, tls.key: e.g. a
-cert-manager Certificate's Secret, mounted), or is made at start by a CA of the
-process's own; then, with `--webhook-configuration`, that CA is
+cert-manager Certificate's Secret, mounted), read again whenever those files change
+(a renewal takes effect at the next TLS handshake, without a restart); or it is made at
+start by a CA of the process's own; then, with `--webhook-configuration`, that CA is
 added to the ValidatingWebhookConfiguration's caBundle beside the CAs of the other live
 replicas (cabundle.py: at most one per replica plus one), so the API server trusts
 whichever replica it reaches.
@@ -61,10 +62,10 @@ class Webhook:
 
 async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> Webhook:
     """Serve the webhook; `related` gives the stored RSGs' claims connected to a claim."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     if settings.cert_dir is not None:
-        context.load_cert_chain(settings.cert_dir / "tls.crt", settings.cert_dir / "tls.key")
+        context = CertificateFiles(settings.cert_dir).context
     else:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         authority = certs.Authority("rsg-operator-webhook-ca", days=CA_DAYS)
         names = [h for h in settings.hosts if not _is_ip(h)]
         issued = authority.issue(
@@ -96,6 +97,68 @@ async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> Webh
         raise
     log.info("serving the validating webhook on https://%s%s", settings.address, PATH)
     return served
+
+
+class CertificateFiles:
+    """The serving certificate in a directory (tls.crt, tls.key), read again when the
+    files change: cert-manager renews the Secret, the kubelet swaps the mounted files.
+
+    `context` is what the server is given. At each TLS handshake (its SNI callback, which
+    runs whether or not the client names a server), the files' stat is compared with the
+    last one read, and on a change a new context is loaded and put in that connection's
+    place; connections already open keep theirs. Files caught half-written (a certificate
+    without its key yet) are not used: the previous certificate serves until a later
+    change reads whole."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._seen = self._stat()
+        self.context = self._load()  # fails at start, as it should, if they are unusable
+        self.context.sni_callback = self._on_hello
+        self._current = self.context
+
+    def _paths(self) -> tuple[Path, Path]:
+        return self.directory / "tls.crt", self.directory / "tls.key"
+
+    def _stat(self) -> tuple[tuple[int, int, int], ...]:
+        """What tells a renewal: each file's inode, size and modification time (through
+        the kubelet's symlinks, which it swaps atomically)."""
+        return tuple(
+            (found.st_ino, found.st_size, found.st_mtime_ns)
+            for found in (path.stat() for path in self._paths())
+        )
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*self._paths())
+        return context
+
+    def _on_hello(
+        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        self._reload()
+        if self._current is not self.context:
+            connection.context = self._current
+
+    def _reload(self) -> None:
+        try:
+            stamp = self._stat()
+        except OSError:
+            return  # mid-swap: the next handshake looks again
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            self._current = self._load()
+        except (OSError, ssl.SSLError) as error:
+            log.warning(
+                "the webhook's certificate in %s changed but cannot be used (yet): %s; "
+                "still serving the previous one",
+                self.directory,
+                error,
+            )
+            return
+        log.info("serving the webhook with the renewed certificate in %s", self.directory)
 
 
 def review(body: dict[str, Any], related: Related) -> dict[str, Any]:
