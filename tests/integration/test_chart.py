@@ -484,13 +484,17 @@ def refused_by_policy(kubeconfig: Path, kubectl: Kubectl, *args: str) -> str:
 def audited(
     control_plane: LocalControlPlane, user: str, namespace: str
 ) -> list[tuple[str, str, str, int]]:
-    """The writes `user` made in `namespace`, from the API server's audit log:
-    (verb, resource, subresource, the answer's status code)."""
+    """The writes the operator (its user agent) made as `user` in `namespace`, from the
+    API server's audit log: (verb, resource, subresource, the answer's status code)."""
     writes = []
     for line in control_plane.audit_log.read_text().splitlines():
         event = json.loads(line)
         ref = event.get("objectRef") or {}
-        if event["user"]["username"] == user and ref.get("namespace") == namespace:
+        if (
+            event["user"]["username"] == user
+            and event.get("userAgent", "").startswith("rsg-operator/")
+            and ref.get("namespace") == namespace
+        ):
             code = (event.get("responseStatus") or {}).get("code", 0)
             writes.append((event["verb"], ref["resource"], ref.get("subresource", ""), code))
     return writes
@@ -629,6 +633,23 @@ def test_the_policy_admits_every_write_of_the_operator_and_refuses_any_other(
             ),
             what="both Targets following",
         )
+        # A seed member's template is not RSG's to change, nor the seed RSG's to delete.
+        message = refused_by_policy(
+            as_chart,
+            kubectl,
+            "set",
+            "image",
+            "deployment/prefill",
+            "prefill=registry.invalid/other:1",
+            "-n",
+            namespace,
+        )
+        assert f"this write to Deployment {namespace}/prefill changes spec.template" in message
+        assert image("prefill") == "registry.invalid/x:2"
+        message = refused_by_policy(
+            as_chart, kubectl, "delete", "deployment", "prefill", "-n", namespace
+        )
+        assert f"Deployment {namespace}/prefill has no such owner" in message
         # The RSG deleted: its labels taken off the seed members.
         kubectl.run("delete", "rsg", "units", "-n", namespace, "--timeout=60s")
         seed = kubectl.get("deployment", "prefill", namespace) or {}
@@ -699,19 +720,6 @@ def test_the_policy_admits_every_write_of_the_operator_and_refuses_any_other(
         as_chart, kubectl, "create", "service", "clusterip", "stray", "--tcp=80", "-n", namespace
     )
     assert f"Service {namespace}/stray has no such owner" in message
-    message = refused_by_policy(
-        as_chart,
-        kubectl,
-        "set",
-        "image",
-        "deployment/prefill",
-        "prefill=registry.invalid/other:1",
-        "-n",
-        namespace,
-    )
-    assert "changes spec.template" in message
-    assert image("prefill") == "registry.invalid/x:2"
-    refused_by_policy(as_chart, kubectl, "delete", "deployment", "prefill", "-n", namespace)
     refused_by_policy(as_chart, kubectl, "delete", RBGS, "rbg", "-n", namespace)
     # What RSG manages on a member stays open to it: replicas, and its own labels.
     for allowed in [
