@@ -103,6 +103,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(repeatable; default: localhost, 127.0.0.1)",
     )
     run.add_argument(
+        "--webhook-replicas",
+        type=_positive_int,
+        default=1,
+        help="how many replicas serve the webhook (the chart's replicaCount): the caBundle "
+        "keeps the CAs made at start of at most this many replicas plus one (default: 1)",
+    )
+    run.add_argument(
         "--log-format", choices=["text", "json"], default="text", help="json: one object a line"
     )
     run.add_argument("-v", "--verbose", action="store_true")
@@ -195,6 +202,7 @@ def run(args: argparse.Namespace) -> None:
             args.webhook_cert_dir,
             args.webhook_configuration,
             tuple(args.webhook_host) or ("localhost", "127.0.0.1"),
+            args.webhook_replicas,
         )
         if args.webhook_address
         else None,

@@ -35,7 +35,7 @@ class Runtime:
     lease_kube: Kube | None = None
     controller: Controller | None = None
     election: leader.Election | None = None
-    webhook: web.AppRunner | None = None
+    webhook: webhook.Webhook | None = None
     checks: serving.Probes = field(default_factory=serving.Probes)
 
     @classmethod
@@ -70,6 +70,7 @@ class Runtime:
         self.checks.alive.append(controller.dead)
         if settings.webhook is not None:
             self.webhook = await webhook.serve(settings.webhook, kube, controller.claims.related)
+            self.checks.alive.append(self.webhook.died)
         # Last: nothing that can fail comes after the election starts.
         if self.election is not None:
             self.election.start()
@@ -87,7 +88,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop in reverse order: no reconcile runs once the Lease is handed over."""
         if self.webhook is not None:
-            await self.webhook.cleanup()
+            await self.webhook.stop()
             self.webhook = None
         if self.controller is not None:
             await self.controller.stop()  # no reconcile runs from here on...

@@ -12,6 +12,9 @@ class WebhookSettings:
     cert_dir: Path | None = None  # tls.crt, tls.key; None: made at start
     configuration: str | None = None  # the ValidatingWebhookConfiguration to trust our CA
     hosts: tuple[str, ...] = ("localhost", "127.0.0.1")  # names in the certificate made
+    # How many replicas serve it (the chart's replicaCount): the caBundle keeps the CAs
+    # of at most this many replicas plus one (cabundle.py).
+    replicas: int = 1
 
 
 DEFAULT_RESYNC_SECONDS = 300.0

@@ -2,31 +2,37 @@
 or not: the RSG watch, and so the claims of stored RSGs, runs in each).
 
 The serving certificate comes from `--webhook-cert-dir` (tls.crt, tls.key: e.g. a
-cert-manager Certificate's Secret, mounted), or is made at start by a CA of the
-process's own; then, with `--webhook-configuration`, that CA is added to the
-ValidatingWebhookConfiguration's caBundle (kept beside the other replicas' CAs; CAs
-that have expired are dropped), so the API server trusts whichever replica it reaches.
+cert-manager Certificate's Secret, mounted), read again whenever those files change
+(a renewal takes effect at the next TLS handshake, without a restart); or it is made at
+start by a CA of the process's own; then, with `--webhook-configuration`, that CA is
+added to the ValidatingWebhookConfiguration's caBundle beside the CAs of the other live
+replicas (cabundle.py: at most one per replica plus one), so the API server trusts
+whichever replica it reaches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import datetime as dt
+import contextlib
 import ipaddress
 import logging
+import os
+import socket
 import ssl
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from rsg_operator import admission, certs
+from rsg_operator import admission, cabundle, certs, tasks
 from rsg_operator.admission import Related
-from rsg_operator.kube import Conflict, Kube
+from rsg_operator.kube import Conflict, Kube, KubeError
 from rsg_operator.settings import WebhookSettings
 
 log = logging.getLogger("rsg_operator.webhook")
@@ -36,12 +42,30 @@ CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigu
 CA_DAYS = 365
 
 
-async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> web.AppRunner:
+@dataclass
+class Webhook:
+    """The webhook being served, and the beat that keeps this replica's CA trusted."""
+
+    runner: web.AppRunner
+    heartbeat: asyncio.Task[None] | None = None
+
+    def died(self) -> str | None:
+        return tasks.ended(self.heartbeat, "the webhook CA's heartbeat", "it returned")
+
+    async def stop(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.heartbeat
+        await self.runner.cleanup()
+
+
+async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> Webhook:
     """Serve the webhook; `related` gives the stored RSGs' claims connected to a claim."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     if settings.cert_dir is not None:
-        context.load_cert_chain(settings.cert_dir / "tls.crt", settings.cert_dir / "tls.key")
+        context = CertificateFiles(settings.cert_dir).context
     else:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         authority = certs.Authority("rsg-operator-webhook-ca", days=CA_DAYS)
         names = [h for h in settings.hosts if not _is_ip(h)]
         issued = authority.issue(
@@ -58,18 +82,83 @@ async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> web.
     app.router.add_post(PATH, _handler(related))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    served = Webhook(runner)
     host, _, port = settings.address.rpartition(":")
     try:
         # The port first: a CA is added to the caBundle (for a year) only by a replica
         # that serves, so a start-up failing on its port leaves nothing behind.
         await web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=context).start()
         if settings.cert_dir is None and settings.configuration is not None:
-            await _trust(kube, settings.configuration, authority.cert_pem)
+            trusted = Trusted(kube, settings.configuration, authority.cert_pem, settings.replicas)
+            await trusted.say()
+            served.heartbeat = asyncio.create_task(trusted.beat(), name="webhook CA heartbeat")
     except BaseException:
-        await runner.cleanup()
+        await served.stop()
         raise
     log.info("serving the validating webhook on https://%s%s", settings.address, PATH)
-    return runner
+    return served
+
+
+class CertificateFiles:
+    """The serving certificate in a directory (tls.crt, tls.key), read again when the
+    files change: cert-manager renews the Secret, the kubelet swaps the mounted files.
+
+    `context` is what the server is given. At each TLS handshake (its SNI callback, which
+    runs whether or not the client names a server), the files' stat is compared with the
+    last one read, and on a change a new context is loaded and put in that connection's
+    place; connections already open keep theirs. Files caught half-written (a certificate
+    without its key yet) are not used: the previous certificate serves until a later
+    change reads whole."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._seen = self._stat()
+        self.context = self._load()  # fails at start, as it should, if they are unusable
+        self.context.sni_callback = self._on_hello
+        self._current = self.context
+
+    def _paths(self) -> tuple[Path, Path]:
+        return self.directory / "tls.crt", self.directory / "tls.key"
+
+    def _stat(self) -> tuple[tuple[int, int, int], ...]:
+        """What tells a renewal: each file's inode, size and modification time (through
+        the kubelet's symlinks, which it swaps atomically)."""
+        return tuple(
+            (found.st_ino, found.st_size, found.st_mtime_ns)
+            for found in (path.stat() for path in self._paths())
+        )
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*self._paths())
+        return context
+
+    def _on_hello(
+        self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        self._reload()
+        if self._current is not self.context:
+            connection.context = self._current
+
+    def _reload(self) -> None:
+        try:
+            stamp = self._stat()
+        except OSError:
+            return  # mid-swap: the next handshake looks again
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            self._current = self._load()
+        except (OSError, ssl.SSLError) as error:
+            log.warning(
+                "the webhook's certificate in %s changed but cannot be used (yet): %s; "
+                "still serving the previous one",
+                self.directory,
+                error,
+            )
+            return
+        log.info("serving the webhook with the renewed certificate in %s", self.directory)
 
 
 def review(body: dict[str, Any], related: Related) -> dict[str, Any]:
@@ -94,39 +183,78 @@ def _handler(
     return handle
 
 
-async def _trust(kube: Kube, name: str, ca_pem: bytes) -> None:
-    """Add `ca_pem` to every webhook's caBundle in the configuration `name` (dropping
-    expired CAs), retrying on a conflict with another replica doing the same."""
-    path = f"{CONFIGURATIONS}/{name}"
-    for _ in range(10):
-        configuration = await kube.get(path)
-        if configuration is None:
-            # Created later with another caBundle, it would refuse every RSG write.
-            raise LookupError(
-                f"ValidatingWebhookConfiguration {name} not found: cannot add this "
-                "replica's CA to its caBundle (create it first, or drop --webhook-configuration)"
-            )
-        for hook in configuration.get("webhooks") or []:
-            client = hook.setdefault("clientConfig", {})
-            bundle = base64.b64decode(client.get("caBundle") or "")
-            client["caBundle"] = base64.b64encode(_bundle(bundle, ca_pem)).decode()
-        try:
-            await kube.replace(path, configuration)  # guarded by its resourceVersion
-            log.info("ValidatingWebhookConfiguration %s trusts this replica's CA", name)
+def replica_name() -> str:
+    """This replica among those adding CAs: its pod's name (POD_NAME, set by the chart),
+    which a restarted container keeps; else the host's name and the process id."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class Trusted:
+    """This replica's CA in the configuration's caBundle: added at start, then said
+    alive every cabundle.HEARTBEAT (and added again if it was dropped meanwhile)."""
+
+    kube: Kube
+    configuration: str
+    ca_pem: bytes
+    replicas: int
+
+    @property
+    def fingerprint(self) -> str:
+        return cabundle.fingerprint(x509.load_pem_x509_certificate(self.ca_pem))
+
+    async def say(self) -> None:
+        """Add or keep this replica's CA in every webhook's caBundle of the configuration
+        (dropping dead replicas' CAs), retrying on a conflict with another replica."""
+        path = f"{CONFIGURATIONS}/{self.configuration}"
+        replica = replica_name()
+        for _ in range(10):
+            configuration = await self.kube.get(path)
+            if configuration is None:
+                # Created later with another caBundle, it would refuse every RSG write.
+                raise LookupError(
+                    f"ValidatingWebhookConfiguration {self.configuration} not found: cannot "
+                    "add this replica's CA to its caBundle (create it first, or drop "
+                    "--webhook-configuration)"
+                )
+            annotations = configuration["metadata"].setdefault("annotations", {})
+            records = cabundle.parse_records(annotations.get(cabundle.ANNOTATION))
+            mine = records.get(replica)
+            added = mine is None or mine.fingerprint != self.fingerprint
+            now = time.time()
+            for hook in configuration.get("webhooks") or []:
+                client = hook.setdefault("clientConfig", {})
+                bundle = base64.b64decode(client.get("caBundle") or "")
+                kept = cabundle.trust(bundle, records, replica, self.ca_pem, self.replicas, now)
+                client["caBundle"] = base64.b64encode(kept.bundle).decode()
+                records = kept.records
+            annotations[cabundle.ANNOTATION] = cabundle.format_records(records)
+            try:
+                await self.kube.replace(path, configuration)  # guarded by its resourceVersion
+            except Conflict:
+                continue
+            if added:
+                log.info(
+                    "ValidatingWebhookConfiguration %s trusts this replica's CA (%s), "
+                    "beside %d other replica(s)",
+                    self.configuration,
+                    replica,
+                    len(records) - 1,
+                )
             return
-        except Conflict:
-            continue
-    raise RuntimeError(f"could not update the caBundle of {name}: it kept changing")
+        raise RuntimeError(
+            f"could not update the caBundle of {self.configuration}: it kept changing"
+        )
 
-
-def _bundle(existing: bytes, ca_pem: bytes) -> bytes:
-    now = dt.datetime.now(dt.UTC)
-    kept = [
-        cert.public_bytes(serialization.Encoding.PEM)
-        for cert in (x509.load_pem_x509_certificates(existing) if existing.strip() else [])
-        if cert.not_valid_after_utc > now
-    ]
-    return b"".join([*kept, ca_pem])
+    async def beat(self) -> None:
+        """Say it every HEARTBEAT until cancelled; a failed beat is logged and the next
+        one tries again (the CA stays trusted for cabundle.STALE without one)."""
+        while True:
+            await asyncio.sleep(cabundle.HEARTBEAT)
+            try:
+                await self.say()
+            except (KubeError, OSError, RuntimeError, LookupError) as error:
+                log.warning("could not say this replica's webhook CA is alive: %s", error)
 
 
 def _is_ip(host: str) -> bool:

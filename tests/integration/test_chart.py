@@ -3,8 +3,10 @@ the operator running as the chart's ServiceAccount under the chart's RBAC."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,21 +16,25 @@ import yaml
 
 from rsg_operator.local_cluster import LocalControlPlane, free_port
 from tests.harness import ROOT
-from tests.integration.conftest import Kubectl, Operator
+from tests.integration.conftest import Kubectl, Operator, wait_for
 from tests.integration.test_operations import Replica
 from tests.integration.workloads import (
     ADAPTERS,
     RBG_ADAPTER_CRD,
     RBG_CRD,
+    RBGS,
     deployment,
     install_crd,
     replicas,
+    role_replicas,
     rolebasedgroup,
     scaling_adapter,
 )
 from tests.specs import follow, group_spec, rsg, target
 
 CHART = ROOT / "deploy" / "chart" / "rsg-operator"
+PREFIX = "resourcescalinggroup.com/"
+DRAINED = f"{PREFIX}drained"
 KUBE_VERSION = "1.34.4"  # the local control plane's
 
 
@@ -112,6 +118,8 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
             "PodDisruptionBudget",
             *("Service",) * 2,  # metrics; webhook
             "ValidatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
     deployment_ = one(docs, "Deployment")
@@ -137,10 +145,17 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
         "--webhook-address=0.0.0.0:9443",
         "--webhook-configuration=rel-rsg-operator-webhook",
         "--webhook-host=rel-rsg-operator-webhook.rsg-system.svc",
+        "--webhook-replicas=2",
         "--leader-elect",
         "--leader-election-id=rsg-operator",
     ]
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    # One pod beside the replicas at most, each known by its pod's name: the caBundle
+    # keeps replicas + 1 CAs (cabundle.py).
+    assert deployment_["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        operator["env"]
+    )
     assert one(docs, "Service", "rel-rsg-operator-metrics")["spec"]["ports"][0]["port"] == 8080
     hook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
     assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 5
@@ -181,6 +196,48 @@ def test_defaults_render_a_restricted_two_replica_operator_with_least_privilege(
     assert lease_role["metadata"]["namespace"] == "rsg-system"
     assert granted(lease_role) == {
         ("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")
+    }
+
+    # The policy: the operator's ServiceAccount, on every kind it may write.
+    policy = one(docs, "ValidatingAdmissionPolicy", "rel-rsg-operator-writes")["spec"]
+    assert policy["failurePolicy"] == "Fail"
+    assert policy["matchConditions"] == [
+        {
+            "name": "operator-service-account",
+            "expression": "request.userInfo.username == "
+            '"system:serviceaccount:rsg-system:rel-rsg-operator"',
+        }
+    ]
+    assert {
+        ("apps", "deployments", "CREATE"),
+        ("apps", "deployments", "UPDATE"),
+        ("apps", "deployments", "DELETE"),
+        ("apps", "deployments/scale", "UPDATE"),
+        ("apps", "statefulsets", "DELETE"),
+        ("apps", "statefulsets/scale", "UPDATE"),
+        ("", "services", "CREATE"),
+        ("", "configmaps", "UPDATE"),
+        ("workloads.x-k8s.io", "rolebasedgroups", "UPDATE"),
+        ("workloads.x-k8s.io", "rolebasedgroups/scale", "UPDATE"),
+        ("leaderworkerset.x-k8s.io", "leaderworkersets", "CREATE"),
+        ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "UPDATE"),
+        ("workloads.x-k8s.io", "rolebasedgroupscalingadapters/scale", "UPDATE"),
+    } <= matched(policy)
+    assert ("", "services/scale", "UPDATE") not in matched(policy)
+    assert ("", "events", "CREATE") not in matched(policy)  # its Events are its own
+    assert [v["reason"] for v in policy["validations"]] == ["Forbidden"] * 3
+    binding = one(docs, "ValidatingAdmissionPolicyBinding", "rel-rsg-operator-writes")["spec"]
+    assert binding == {"policyName": "rel-rsg-operator-writes", "validationActions": ["Deny"]}
+
+
+def matched(policy: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, operation) for every request a policy's rules match."""
+    return {
+        (group, resource, operation)
+        for rule in policy["matchConstraints"]["resourceRules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for operation in rule["operations"]
     }
 
 
@@ -245,6 +302,33 @@ def test_each_value_changes_what_it_must(helm: Path, tmp_path: Path) -> None:
     assert ("example.com", "widgets/scale", "update") in rules
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    # The policy follows the kinds: what RBAC grants, the policy limits.
+    policy = one(docs, "ValidatingAdmissionPolicy")["spec"]
+    assert {resource for _, resource, _ in matched(policy)} == {
+        "deployments",
+        "deployments/scale",
+        "widgets",
+        "widgets/scale",
+    }
+
+
+def test_the_admission_policy_is_on_by_default_and_can_be_turned_off(
+    helm: Path, tmp_path: Path
+) -> None:
+    kinds = [d["kind"] for d in render(helm, tmp_path, admissionPolicy={"enabled": False})]
+    assert "ValidatingAdmissionPolicy" not in kinds
+    assert "ValidatingAdmissionPolicyBinding" not in kinds
+    named = render(helm, tmp_path, serviceAccount={"name": "custom"})
+    condition = one(named, "ValidatingAdmissionPolicy")["spec"]["matchConditions"][0]
+    assert condition["expression"].endswith('"system:serviceaccount:rsg-system:custom"')
+
+
+def test_one_replica_gets_no_pod_disruption_budget(helm: Path, tmp_path: Path) -> None:
+    """minAvailable 1 with one replica would block every node drain."""
+    kinds = [d["kind"] for d in render(helm, tmp_path, replicaCount=1)]
+    assert "PodDisruptionBudget" not in kinds
+    assert "--webhook-replicas=1" in container(render(helm, tmp_path, replicaCount=1))["args"]
+    assert "PodDisruptionBudget" in [d["kind"] for d in render(helm, tmp_path, replicaCount=2)]
 
 
 @pytest.fixture
@@ -253,7 +337,8 @@ def installed(
 ) -> Iterator[tuple[str, int]]:
     """The chart installed into its own namespace (the CRD exists already), with a free
     port for the operator's endpoints; the session's operator stopped meanwhile."""
-    release_ns, port = f"rsg-system-{os.getpid()}", free_port()
+    # A namespace of each install's own: the last one's may still be terminating.
+    release_ns, port = f"rsg-system-{uuid.uuid4().hex[:8]}", free_port()
     # The webhook's Service has no pods behind it here: Ignore, so RSG writes go on.
     values = [f"http.port={port}", f"webhook.port={free_port()}", "webhook.failurePolicy=Ignore"]
     run_helm(
@@ -371,3 +456,276 @@ def test_installed_chart_runs_both_strategies_as_its_service_account_and_no_more
             timeout=60,
         )
         assert result.returncode != 0 and "403 Forbidden" in result.stderr, (command, result)
+
+
+POLICY = "rsg-rsg-operator-writes"  # the release "rsg"'s policy and binding
+REFUSED_BY_POLICY = (
+    f"ValidatingAdmissionPolicy '{POLICY}' with binding '{POLICY}' denied request: rsg-operator"
+)
+
+
+def run_as(kubeconfig: Path, kubectl: Kubectl, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(kubectl.binary), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def refused_by_policy(kubeconfig: Path, kubectl: Kubectl, *args: str) -> str:
+    """Run kubectl as `kubeconfig`'s identity; the policy must refuse it. Its message."""
+    result = run_as(kubeconfig, kubectl, *args)
+    assert result.returncode != 0, f"admitted: kubectl {' '.join(args)}"
+    assert REFUSED_BY_POLICY in result.stderr, result.stderr
+    return result.stderr
+
+
+def audited(
+    control_plane: LocalControlPlane, user: str, namespace: str
+) -> list[tuple[str, str, str, int]]:
+    """The writes the operator (its user agent) made as `user` in `namespace`, from the
+    API server's audit log: (verb, resource, subresource, the answer's status code)."""
+    writes = []
+    for line in control_plane.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if (
+            event["user"]["username"] == user
+            and event.get("userAgent", "").startswith("rsg-operator/")
+            and ref.get("namespace") == namespace
+        ):
+            code = (event.get("responseStatus") or {}).get("code", 0)
+            writes.append((event["verb"], ref["resource"], ref.get("subresource", ""), code))
+    return writes
+
+
+def service(name: str, app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]},
+    }
+
+
+def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def test_the_policy_admits_every_write_of_the_operator_and_refuses_any_other(
+    installed: tuple[str, int],
+    control_plane: LocalControlPlane,
+    kubectl: Kubectl,
+    namespace: str,
+) -> None:
+    """The operator as the chart's ServiceAccount, under the chart's policy: clones of
+    three kinds made, drained, removed and rolled out, the seed group scaled to 0 and
+    back, Targets scaled through /scale and through a RoleBasedGroup role's replicas, an
+    RSG released; not one of its writes refused. The same identity is refused, by the
+    policy and saying why, whatever it writes beyond that."""
+    release_ns, port = installed
+    assert kubectl.get("validatingadmissionpolicy", POLICY, "") is not None
+    assert kubectl.get("validatingadmissionpolicybinding", POLICY, "") is not None
+    as_chart = service_account_kubeconfig(control_plane, kubectl, release_ns, "rsg-rsg-operator")
+    chart_deployment = kubectl.get("deployment", "rsg-rsg-operator", release_ns) or {}
+    args = chart_deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert control_plane.work_dir is not None
+    process = Replica(as_chart, control_plane.work_dir / "logs" / "operator-policy.log", ())
+    process.port = port
+    process.start(*args, env={"POD_NAMESPACE": release_ns})
+    units = ["prefill", "prefill-svc", "prefill-config"]
+
+    def clones(group: str) -> list[str]:
+        return [
+            name
+            for kind, name in [
+                ("deployment", f"{group}-prefill"),
+                ("service", f"{group}-prefill-svc"),
+                ("configmap", f"{group}-prefill-config"),
+            ]
+            if kubectl.get(kind, name, namespace) is not None
+        ]
+
+    def image(name: str) -> str:
+        found = kubectl.get("deployment", name, namespace) or {}
+        return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    try:
+        process.wait_for(lambda: process.get("/readyz")[0] == 200, what="serving")
+        process.wait_for(lambda: process.metric("rsg_leader") == 1, what="leading")
+        kubectl.apply(deployment("prefill", 1, runs=True), namespace)
+        kubectl.apply(service("prefill-svc", "prefill"), namespace)
+        kubectl.apply(configmap("prefill-config", {"model": "m1"}), namespace)
+        targets = (
+            target("prefill"),
+            target("prefill-svc", "Service", "v1"),
+            target("prefill-config", "ConfigMap", "v1"),
+        )
+        drained = {"drainTimeoutSeconds": 600}
+        # Scale-out: two clone groups of a Deployment, a Service and a ConfigMap.
+        kubectl.apply(rsg("units", group_spec(*targets, replicas=3, **drained)), namespace)
+        process.wait_for(
+            lambda: (
+                clones("unit-02") == [f"unit-02-{u}" for u in units]
+                and clones("unit-03") == [f"unit-03-{u}" for u in units]
+            ),
+            what="two clone groups",
+        )
+        # Scale-in with a drain: marks on the clones, the gateway's acknowledgement
+        # (another identity), then the group's deletion.
+        kubectl.apply(rsg("units", group_spec(*targets, replicas=2, **drained)), namespace)
+        process.wait_for(
+            lambda: (
+                (kubectl.get("deployment", "unit-03-prefill", namespace) or {})["metadata"]
+                .get("labels", {})
+                .get("resourcescalinggroup.com/draining")
+                == "true"
+            ),
+            what="unit-03 draining",
+        )
+        kubectl.run(
+            "annotate", "configmap/unit-03-prefill-config", "-n", namespace, f"{DRAINED}=true"
+        )
+        process.wait_for(lambda: clones("unit-03") == [], what="unit-03 removed")
+        # A template rollout: the seed's new image, PUT onto its clone.
+        kubectl.run(
+            "set", "image", "deployment/prefill", "prefill=registry.invalid/x:2", "-n", namespace
+        )
+        process.wait_for(
+            lambda: image("unit-02-prefill") == "registry.invalid/x:2",
+            timeout=90,
+            what="unit-02 rolled out",
+        )
+        # Every group removed at once: the clones deleted, the seed scaled to 0 with its
+        # count recorded; then the seed group back.
+        kubectl.apply(rsg("units", group_spec(*targets, replicas=0)), namespace)
+        process.wait_for(
+            lambda: (
+                clones("unit-02") == []
+                and replicas(kubectl, "deployment", "prefill", namespace) == 0
+            ),
+            what="every group removed",
+        )
+        kubectl.apply(rsg("units", group_spec(*targets, replicas=1)), namespace)
+        process.wait_for(
+            lambda: replicas(kubectl, "deployment", "prefill", namespace) == 1,
+            what="the seed group restored",
+        )
+        # InplaceScaling: a Deployment through /scale, a RoleBasedGroup role by a patch
+        # of its spec.roles[].replicas (no scaling adapter).
+        install_crd(kubectl, RBG_CRD)
+        kubectl.apply(deployment("router", 3), namespace)
+        kubectl.apply(deployment("follower", 0), namespace)
+        kubectl.apply(rolebasedgroup("rbg", {"decode": 1, "prefill": 1}, "v1alpha2"), namespace)
+        roles = target("rbg", "RoleBasedGroup", "workloads.x-k8s.io/v1alpha2")
+        roles["subResources"] = [{"roleName": "decode"}]
+        spec = follow("router", "follower", ratio=2)
+        spec["targetResources"].append(roles)
+        spec["scalingStrategy"]["inplaceConfig"]["bindings"].append(
+            {"name": "decode", "role": "Target", "ratio": 1}
+        )
+        kubectl.apply(rsg("pool", spec), namespace)
+        process.wait_for(
+            lambda: (
+                replicas(kubectl, "deployment", "follower", namespace) == 6
+                and role_replicas(kubectl, "rbg", namespace) == {"decode": 3, "prefill": 1}
+            ),
+            what="both Targets following",
+        )
+        # A seed member's template is not RSG's to change, nor the seed RSG's to delete.
+        message = refused_by_policy(
+            as_chart,
+            kubectl,
+            "set",
+            "image",
+            "deployment/prefill",
+            "prefill=registry.invalid/other:1",
+            "-n",
+            namespace,
+        )
+        assert f"this write to Deployment {namespace}/prefill changes spec.template" in message
+        assert image("prefill") == "registry.invalid/x:2"
+        message = refused_by_policy(
+            as_chart, kubectl, "delete", "deployment", "prefill", "-n", namespace
+        )
+        assert f"Deployment {namespace}/prefill has no such owner" in message
+        # The RSG deleted: its labels taken off the seed members.
+        kubectl.run("delete", "rsg", "units", "-n", namespace, "--timeout=60s")
+        seed = kubectl.get("deployment", "prefill", namespace) or {}
+        assert not [k for k in seed["metadata"].get("labels", {}) if k.startswith(PREFIX)]
+    finally:
+        process.stop()
+    # The API server's audit: every kind of write the operator makes was made, and not
+    # one refused (a JSON patch whose `test` failed, 422, or a conflict, 409, is retried).
+    user = f"system:serviceaccount:{release_ns}:rsg-rsg-operator"
+    made = {
+        ("create", "deployments", ""),
+        ("create", "services", ""),
+        ("create", "configmaps", ""),
+        ("delete", "deployments", ""),
+        ("delete", "services", ""),
+        ("delete", "configmaps", ""),
+        ("patch", "deployments", ""),  # seed labels, drain marks, the seed at 0 and back
+        ("patch", "services", ""),
+        ("patch", "configmaps", ""),
+        ("update", "deployments", ""),  # the rollout's PUT
+        ("patch", "deployments", "scale"),
+        ("patch", "rolebasedgroups", ""),  # a role's replicas
+    }
+
+    def all_made() -> list[tuple[str, str, str, int]] | None:
+        found = audited(control_plane, user, namespace)
+        return (
+            found if made <= {(verb, resource, sub) for verb, resource, sub, _ in found} else None
+        )
+
+    writes = wait_for(all_made, what="the operator's writes audited")
+    assert [w for w in writes if w[3] in (401, 403)] == []
+
+    # Anything else the same identity writes is refused, by the policy, saying why.
+    kubectl.apply(configmap(f"probe-{namespace}", {"k": "v"}), "kube-system")
+    try:
+        message = refused_by_policy(
+            as_chart, kubectl, "delete", "configmap", f"probe-{namespace}", "-n", "kube-system"
+        )
+        assert f"ConfigMap kube-system/probe-{namespace} has no such owner" in message
+        message = refused_by_policy(
+            as_chart,
+            kubectl,
+            "patch",
+            "configmap",
+            f"probe-{namespace}",
+            "-n",
+            "kube-system",
+            "--type=merge",
+            "-p",
+            '{"data": {"k": "changed"}}',
+        )
+        assert "changes data" in message
+        message = refused_by_policy(
+            as_chart,
+            kubectl,
+            "label",
+            "configmap",
+            f"probe-{namespace}",
+            "-n",
+            "kube-system",
+            "team=other",
+        )
+        assert "changes label team" in message
+    finally:
+        kubectl.run("delete", "configmap", f"probe-{namespace}", "-n", "kube-system")
+    message = refused_by_policy(
+        as_chart, kubectl, "create", "service", "clusterip", "stray", "--tcp=80", "-n", namespace
+    )
+    assert f"Service {namespace}/stray has no such owner" in message
+    refused_by_policy(as_chart, kubectl, "delete", RBGS, "rbg", "-n", namespace)
+    # What RSG manages on a member stays open to it: replicas, and its own labels.
+    for allowed in [
+        ("scale", "deployment/prefill", "--replicas=2"),
+        ("patch", "deployment/prefill", "--type=merge", "-p", '{"spec": {"replicas": 1}}'),
+        ("label", "deployment/prefill", f"{PREFIX}name=units"),
+    ]:
+        result = run_as(as_chart, kubectl, *allowed, "-n", namespace)
+        assert result.returncode == 0, (allowed, result.stderr)
