@@ -52,6 +52,7 @@ SYNC_TIMEOUT = 60.0
 EMPTY_WATCH_SECONDS = 30.0
 # uids known deleted, remembered per informer, so that nothing brings them back.
 DEAD_MEMORY = 10_000
+FETCH_TRIES = 3  # GETs of a stubbed object overtaken by later stubs meanwhile
 
 # The RSG whose reconcile is making the current write (set by the controller around each
 # reconcile): the change its write causes wakes the others concerned, not itself.
@@ -225,27 +226,35 @@ class Informer:
             fetching = asyncio.create_task(self._fetch(key), name=f"read {namespace}/{name}")
             self._fetching[key] = fetching
             fetching.add_done_callback(lambda _: self._fetching.pop(key, None))
-        await asyncio.shield(fetching)
-        return self.get(namespace, name)
+        read = await asyncio.shield(fetching)
+        return self.get(namespace, name) or read
 
     async def _fetch(self, key: ObjectKey) -> Object | None:
+        """Read a stubbed object whole. A later stub may arrive while the GET is answered
+        (an event, a relist): then the GET is repeated, since the object exists and is
+        newer than what was read (found by review: it read as absent, and a clone name
+        another app held was taken for free)."""
         assert self.resource is not None
-        found = await self.kube.get(self.resource.path(name=key[1], namespace=key[0] or None))
-        if found is None:
-            return None  # deleted since: its DELETED event is on its way
-        found = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **found}
-        writers, found = _writers(found), _slim(found)
-        held = self.objects.get(key)
-        if _uid(found) in self._dead or held is None or not _is_stub(held):
-            return self.get(*key)  # deleted, or held whole meanwhile (an event, a write)
-        if _same(found, held):
-            self._put(key, found, writers)  # the state the stub stands for, now whole
-        elif newer(found, held):
-            # A later state (a GET reads the latest): a change nobody has been told of,
-            # since its event, when it comes, will be no newer (rule 4).
-            self._put(key, found, writers)
-            self._changed(self, held, found, None)
-        return self.get(*key)
+        found: Object | None = None
+        for _ in range(FETCH_TRIES):
+            answer = await self.kube.get(self.resource.path(name=key[1], namespace=key[0] or None))
+            if answer is None:
+                return None  # deleted since: its DELETED event is on its way
+            answer = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **answer}
+            writers, found = _writers(answer), _slim(answer)
+            held = self.objects.get(key)
+            if _uid(found) in self._dead or held is None or not _is_stub(held):
+                return self.get(*key)  # deleted, or held whole meanwhile (an event, a write)
+            if _same(found, held):
+                self._put(key, found, writers)  # the state the stub stands for, now whole
+                return found
+            if newer(found, held):
+                # A later state (a GET reads the latest): a change nobody has been told
+                # of, since its event, when it comes, will be no newer (rule 4).
+                self._put(key, found, writers)
+                self._changed(self, held, found, None)
+                return found
+        return found  # still overtaken: the latest read, for this reader only
 
     def labelled(self, namespace: str, value: str) -> list[Object]:
         """Objects in `namespace` whose RSG name label is `value`."""
