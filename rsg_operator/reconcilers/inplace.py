@@ -58,7 +58,7 @@ async def reconcile(
     source_scaler = by_name[source_binding.name]
     source = await source_scaler.read()
     result = Report()
-    bindings = [_entry(source_binding.name, "Source", None, source, source_scaler, source)]
+    bindings = [_entry(source_binding.name, "Source", None, source, source_scaler)]
     # One after the other, in binding order: two writes at once made the first Target
     # slower (measured; they compete in the API server).
     targets = []
@@ -69,9 +69,7 @@ async def reconcile(
         target = _Target(binding, scaler, desired, await scaler.read())
         await _converge(cluster, target, source, writes, now, result)
         targets.append(target)
-        bindings.append(
-            _entry(binding.name, "Target", str(binding.ratio), desired, scaler, target.spec)
-        )
+        bindings.append(_entry(binding.name, "Target", str(binding.ratio), desired, scaler))
     runs = source_scaler.running()
     result.fields = {
         "currentReplicas": source,
@@ -141,10 +139,17 @@ def _contested(target: _Target, writes: contest.Members, now: float) -> str:
 def _not_taken_up(
     cluster: Cluster, target: _Target, writes: contest.Members, now: float, result: Report
 ) -> str:
-    """What to say of a Target that has not run the count RSG set for a while."""
+    """What to say of a role that has not run the count RSG set for a while.
+
+    Only a role's: its controller (RBG) reports the count it runs the role at, which an
+    adapter can override. A whole workload that has observed RSG's count has taken it
+    up, however many pods it has made so far: a StatefulSet adds them one by one, a
+    rolling Deployment runs a surge (found by review: both were reported, with a new
+    Warning for every pod)."""
     runs = target.scaler.running()
     differs = (
-        runs is not None
+        target.binding.role_name is not None
+        and runs is not None
         and runs.current
         and target.spec == target.desired
         and runs.replicas != target.desired
@@ -183,18 +188,17 @@ def _others(cluster: Cluster, scaler: Scaler) -> str:
     return ", ".join(w for w in writers if not w.startswith("rsg-operator "))
 
 
-def _entry(
-    name: str, role: str, ratio: str | None, desired: int, scaler: Scaler, spec: int
-) -> dict[str, Any]:
-    """A status.bindings[] entry: `current` and `ready` are what the workload runs (its
-    status), or the count set where it reports none."""
+def _entry(name: str, role: str, ratio: str | None, desired: int, scaler: Scaler) -> dict[str, Any]:
+    """A status.bindings[] entry: `current` and `ready` are what the workload reports it
+    runs (its status); absent where it reports nothing (an RBG whose controller has not
+    reported the role): never the count RSG wrote (found by review)."""
     runs = scaler.running()
     entry: dict[str, Any] = {"name": name, "role": role}
     if ratio is not None:
         entry["ratio"] = ratio
     entry["desired"] = desired
-    entry["current"] = runs.replicas if runs is not None else spec
     if runs is not None:
+        entry["current"] = runs.replicas
         entry["ready"] = runs.ready
     return entry
 
