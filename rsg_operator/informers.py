@@ -541,26 +541,16 @@ def _writers(obj: Object) -> Writers | None:
     return {path: tuple(who) for path, who in found.items()}
 
 
-# Annotations RSG never reads nor copies into a clone (clone.py drops it too), and that
-# often outweigh the rest of the object: kubectl apply's copy of the whole manifest.
-UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
-
-
 def _slim(obj: Object) -> Object:
     """What is kept of an object: everything but managedFields (often half its size,
-    and never read by RSG; a PUT without it keeps the stored one) and the annotations
-    in UNREAD_ANNOTATIONS (RSG never PUTs an object it did not make, so none is lost)."""
+    and never read by RSG; a PUT without it keeps the stored one). Annotations are kept
+    whole, last-applied-configuration included: a JSON patch built from a cached object
+    that seemed to have no annotations would replace them all (found by the admission
+    policy's test, when this cache dropped it)."""
     meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        return obj
-    annotations = meta.get("annotations")
-    unread = isinstance(annotations, dict) and any(a in annotations for a in UNREAD_ANNOTATIONS)
-    if "managedFields" not in meta and not unread:
-        return obj
-    meta = {k: v for k, v in meta.items() if k != "managedFields"}
-    if unread and isinstance(annotations, dict):
-        meta["annotations"] = {k: v for k, v in annotations.items() if k not in UNREAD_ANNOTATIONS}
-    return {**obj, "metadata": meta}
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
 
 
 def _stub(obj: Object) -> Object:

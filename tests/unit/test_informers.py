@@ -471,7 +471,7 @@ def test_a_stub_is_read_whole_once_an_rsg_needs_it() -> None:
 
     first, second = asyncio.run(read_twice())
     assert kube.gets == 1 and first is second is store.get("ai", "seed")
-    assert first["metadata"]["annotations"] == {"team": "a"}  # last-applied is not kept
+    assert first["metadata"]["annotations"] == BIG  # kept whole: RSG may patch them
     assert "managedFields" not in first["metadata"]
     assert seen.changes == [(None, "5")]  # the same state: no change to report
     store._apply(event("MODIFIED", obj("seed", 8)))  # from now on, kept whole
