@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from rsg_operator.api import InplaceScaling, Member, RSGSpec
+from rsg_operator.kinds import SCALING_ADAPTER
 from rsg_operator.status import Problem, Reason
 
 RsgKey = tuple[str, str]  # (namespace, name)
@@ -71,10 +72,22 @@ def object_id(member: Member) -> ObjectId:
 
 def overlap(a: Member, b: Member) -> bool:
     """Whether two members are, or contain, the same thing: one object, and the same role
-    of it or the whole of it."""
+    of it or the whole of it; or a RoleBasedGroup's role and the scaling adapter RBG
+    names for it (`<rbg>-<role>`), which holds the role's replicas once it exists (found
+    by review: two RSGs could write one adapter's /scale back and forth)."""
+    if object_id(a) == _adapter_of(b) or object_id(b) == _adapter_of(a):
+        return True
     if object_id(a) != object_id(b):
         return False
     return a.role is None or b.role is None or a.identity[4] == b.identity[4]
+
+
+def _adapter_of(member: Member) -> ObjectId | None:
+    """The scaling adapter RBG would name for a RoleBasedGroup role member."""
+    group, kind, namespace, name, role = member.identity
+    if group != "workloads.x-k8s.io" or kind != "RoleBasedGroup" or role is None:
+        return None
+    return (group, SCALING_ADAPTER, namespace, f"{name}-{role}")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,25 @@ def pod_selector(obj: Object) -> str | None:
     return ",".join(f"{k}={v}" for k, v in sorted(node.items()))
 
 
+def shared_selector(objs: list[Object]) -> str | None:
+    """A selector of the pods of these objects (one member, in each of its groups): the
+    member's own selector where the clones keep it (a Deployment's), or, for a kind
+    whose pods are selected by its name (a RoleBasedGroup: each group's has its own),
+    the set of their names (found by review: the seed's name alone matched one group's
+    pods, and an HPA on the RSG saw one group whatever the count)."""
+    if not objs:
+        return None
+    first = objs[0]
+    layout = kinds.layout(first["apiVersion"], first["kind"])
+    if not layout.name_labels:
+        return pod_selector(first)
+    label = pod_selector(first)
+    assert label is not None
+    key = label.partition("=")[0]
+    names = sorted({str(obj["metadata"]["name"]) for obj in objs})
+    return f"{key} in ({','.join(names)})"
+
+
 def counts(obj: Object) -> Counts | None:
     """Desired and ready replicas of a member, None for a kind without replicas."""
     layout = kinds.layout(obj["apiVersion"], obj["kind"])

@@ -35,7 +35,7 @@ from rsg_operator.cluster import Cluster
 from rsg_operator.informers import Selection
 from rsg_operator.kinds import GroupKind
 from rsg_operator.kube import AlreadyExists, Conflict, KubeError, UnknownKind
-from rsg_operator.members import entry, member_ready, pod_selector
+from rsg_operator.members import entry, member_ready, shared_selector
 from rsg_operator.planner import SeedAction
 from rsg_operator.reconcilers.report import Report
 from rsg_operator.status import Healthy, Problem, Reason
@@ -854,11 +854,12 @@ def _status(
     """currentReplicas counts the serving groups only: a draining group is on its way out
     (docs/design.md, "Draining and the HPA")."""
     reported = _groups_status(spec, prefix, groups, phases, deadlines)
-    first = seed[spec.targets[0].id]
+    first = spec.targets[0].id
+    firsts = [seed[first], *(m[first] for _, m in sorted(groups.items()) if first in m)]
     return {
         "currentReplicas": sum(1 for g in reported if g["phase"] in (CREATING, READY)),
         "readyReplicas": sum(1 for g in reported if g["phase"] == READY),
-        "labelSelector": pod_selector(first) or "",
+        "labelSelector": shared_selector(firsts) or "",
         "groups": reported,
     }
 
@@ -906,14 +907,17 @@ async def _mark(
 
 
 def _still_running(seed: Members) -> bool:
-    """A seed group scaled to 0 whose members still count pods (they are terminating)."""
-    return any(
-        _at_zero(obj)
-        and any(
-            int((obj.get("status") or {}).get(k) or 0) for k in ("replicas", "terminatingReplicas")
-        )
-        for obj in seed.values()
-    )
+    """A seed group scaled to 0 whose members still count pods (they are terminating):
+    a workload's status counts, an RBG's per role (found by review: an RBG seed's group
+    vanished from status while its roles still ran pods)."""
+    return any(_at_zero(obj) and _counts_pods(obj) for obj in seed.values())
+
+
+def _counts_pods(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    if any(int(status.get(k) or 0) for k in ("replicas", "terminatingReplicas")):
+        return True
+    return any(int(role.get("replicas") or 0) for role in status.get("roleStatuses") or [])
 
 
 def _meta(obj: dict[str, Any], key: str) -> dict[str, str]:
