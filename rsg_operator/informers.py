@@ -155,6 +155,7 @@ class Informer:
         self.kube = kube
         self._keep = keep
         self._fetching: dict[ObjectKey, asyncio.Task[Object | None]] = {}
+        self._stopped = False
         self._report_first_list = report_first_list
         self.scope = scope
         self._changed = changed
@@ -185,6 +186,7 @@ class Informer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._stopped = True  # a read still under way keeps nothing (and counts nothing)
         for key in list(self.objects):
             self._drop(key)  # (its count leaves the metric with it)
 
@@ -242,6 +244,8 @@ class Informer:
                 return None  # deleted since: its DELETED event is on its way
             answer = {"apiVersion": self.scope.api_version, "kind": self.scope.kind, **answer}
             writers, found = _writers(answer), _slim(answer)
+            if self._stopped:
+                return found
             held = self.objects.get(key)
             if _uid(found) in self._dead or held is None or not _is_stub(held):
                 return self.get(*key)  # deleted, or held whole meanwhile (an event, a write)
