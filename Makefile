@@ -15,7 +15,7 @@ DEMO_APPLY := --apply crds \
 	--apply ai=examples/group-replication.yaml \
 	--apply ai=examples/inplace-scaling.yaml
 
-.PHONY: install lock image control-plane cluster demo test lint unit integration bench bench-faults bench-foreign clean
+.PHONY: install lock image control-plane cluster demo test lint unit integration bench bench-faults bench-foreign bench-grove clean
 
 install: $(STAMP)
 
@@ -79,6 +79,10 @@ bench-faults: install
 ## The operator beside 20,000 other Deployments and 5,000 ConfigMaps (docs/benchmarks.md).
 bench-foreign: install
 	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/foreign.py
+
+## Grove's scale scenarios (0 -> 500 -> 250 -> 500 -> 0 groups on kwok nodes), beside a plain client.
+bench-grove: install
+	RSG_CONTROL_PLANE_BIN="$(CONTROL_PLANE_BIN)" $(BIN)/python bench/grove.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

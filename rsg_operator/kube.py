@@ -170,12 +170,17 @@ def _retry_after(error: ApiException) -> float:
 _writes = 0
 
 
-def _count_write() -> None:
+def _count_write(path: str) -> None:
     """Fault injection for crash tests: RSG_CRASH_AFTER_WRITES=N kills the process (as
-    SIGKILL would) right before its N+1th write. Unset, it costs one comparison."""
+    SIGKILL would) right before its N+1th write; with RSG_CRASH_WRITES_TO=<plural>, only
+    writes to that resource count (a test about members then does not depend on whether
+    an RSG status write comes first). Unset, it costs one comparison."""
     global _writes
     limit = os.environ.get("RSG_CRASH_AFTER_WRITES")
     if limit is None:
+        return
+    only = os.environ.get("RSG_CRASH_WRITES_TO")
+    if only and f"/{only}/" not in f"{path.split('?', 1)[0]}/":
         return
     if _writes >= int(limit):
         os._exit(137)
@@ -352,7 +357,7 @@ class Kube:
         if fence is not None and (why := fence()) is not None:
             raise NotLeader(f"{method} {path} not sent: {why}")
         if method != "GET" and counted:
-            _count_write()
+            _count_write(path)
         headers = {"Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type

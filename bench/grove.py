@@ -1,0 +1,256 @@
+"""Grove's scale scenarios, with RSG: whole groups of pods made and removed as one.
+
+    RSG_CONTROL_PLANE_BIN=$(bash hack/build-control-plane.sh) .venv/bin/python bench/grove.py
+    (or `make bench-grove`; `--groups 50 --nodes 2` is quick)
+
+Grove published (k3d + KWOK, 30 nodes, 2 pods per replica): 0 -> 500 replicas, all
+1,000 pods created in 35.5 s and all Ready in 72.0 s; 250 -> 500 Ready in 41.3 s;
+500 -> 250 in 31.2 s; 500 -> 0 in 56.4 s.
+
+Here, on one local control plane with kwok nodes (110 pods each): one GroupReplication
+RSG of 2 Deployments of 1 pod each, scaled 0 -> G -> G/2 -> G -> 0 groups; then a plain
+client creating and deleting the same Deployments (one request at a time; deletes in
+the foreground, as the operator deletes clones) through the same steps. Each step's
+time runs from the scale request (or the plain client's first request) until:
+- up: every Deployment of the new groups exists ("created"), and every pod of them
+  is Ready ("Ready");
+- down: every Deployment of the removed groups is gone and their pods with them.
+While each step runs, the CPU used by each process of the control plane, by the
+operator and by the bench is sampled, to say what limits the pace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from kubernetes import client, config, watch
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.scale import machine  # noqa: E402
+from rsg_operator.local_cluster import LocalControlPlane  # noqa: E402
+from tests.harness import OperatorProcess, deployment  # noqa: E402
+from tests.specs import group_spec, rsg, target  # noqa: E402
+
+NS = "grove"
+GROVE = {"up": (35.5, 72.0), "half up": (None, 41.3), "half down": 31.2, "down": 56.4}
+
+
+class Pods:
+    """The namespace's pods, from a watch: which exist and which are Ready."""
+
+    def __init__(self, core: client.CoreV1Api) -> None:
+        self.ready: dict[str, bool] = {}
+        self.changed = threading.Condition()
+        self._watch = watch.Watch()
+        version = core.list_namespaced_pod(NS, limit=1).metadata.resource_version
+        threading.Thread(target=self._follow, args=(core, version), daemon=True).start()
+
+    def _follow(self, core: client.CoreV1Api, version: str) -> None:
+        try:
+            for event in self._watch.stream(core.list_namespaced_pod, NS, resource_version=version):
+                pod = event["raw_object"]
+                name = pod["metadata"]["name"]
+                conditions = (pod.get("status") or {}).get("conditions") or []
+                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+                with self.changed:
+                    if event["type"] == "DELETED":
+                        self.ready.pop(name, None)
+                    else:
+                        self.ready[name] = ready
+                    self.changed.notify_all()
+        except Exception as error:  # the server goes away at the end
+            print(f"pod watch ended: {error}", file=sys.stderr)
+
+    def wait(self, done: object, what: str, timeout: float = 1200) -> float:
+        with self.changed:
+            if not self.changed.wait_for(lambda: done(self), timeout):  # type: ignore[operator]
+                raise TimeoutError(f"timed out waiting for {what}")
+        return time.perf_counter()
+
+    def count(self, prefix: str, ready: bool | None = None) -> int:
+        return sum(
+            1
+            for name, is_ready in self.ready.items()
+            if name.startswith(prefix) and (ready is None or is_ready == ready)
+        )
+
+
+class Deployments:
+    """The namespace's Deployments, from a watch: which exist."""
+
+    def __init__(self, apps: client.AppsV1Api) -> None:
+        self.names: set[str] = set()
+        self.changed = threading.Condition()
+        self._watch = watch.Watch()
+        version = apps.list_namespaced_deployment(NS, limit=1).metadata.resource_version
+        threading.Thread(target=self._follow, args=(apps, version), daemon=True).start()
+
+    def _follow(self, apps: client.AppsV1Api, version: str) -> None:
+        try:
+            for event in self._watch.stream(
+                apps.list_namespaced_deployment, NS, resource_version=version
+            ):
+                name = event["raw_object"]["metadata"]["name"]
+                with self.changed:
+                    if event["type"] == "DELETED":
+                        self.names.discard(name)
+                    else:
+                        self.names.add(name)
+                    self.changed.notify_all()
+        except Exception as error:
+            print(f"deployment watch ended: {error}", file=sys.stderr)
+
+    def wait(self, done: object, what: str, timeout: float = 1200) -> float:
+        with self.changed:
+            if not self.changed.wait_for(lambda: done(self.names), timeout):  # type: ignore[operator]
+                raise TimeoutError(f"timed out waiting for {what}")
+        return time.perf_counter()
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used by each process while a step runs."""
+
+    pids: dict[str, int]
+    before: dict[str, float] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, float]:
+        used = {}
+        for name, pid in self.pids.items():
+            try:
+                times = psutil.Process(pid).cpu_times()
+                used[name] = times.user + times.system
+            except psutil.Error:
+                used[name] = 0.0
+        return used
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def busiest(self, seconds: float) -> str:
+        after = self._now()
+        share = {n: (after[n] - self.before.get(n, 0.0)) / seconds for n in after}
+        top = sorted(share.items(), key=lambda x: -x[1])[:3]
+        return ", ".join(f"{n} {100 * s:.0f}%" for n, s in top)
+
+
+def names(groups: range, prefix: str) -> set[str]:
+    return {f"{prefix}-{i:02d}-{m}" for i in groups for m in ("p", "d")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--groups", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=12)
+    args = parser.parse_args()
+    g, half = args.groups, args.groups // 2
+    plane = LocalControlPlane(bin_dir=Path(os.environ["RSG_CONTROL_PLANE_BIN"]), nodes=args.nodes)
+    plane.start()
+    rows: list[tuple[str, str, float | None, float | None, str]] = []
+    try:
+        plane.apply(ROOT / "crds")
+        api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        core.create_namespace({"metadata": {"name": NS}})
+        pods, seen = Pods(core), Deployments(apps)
+        assert plane.work_dir is not None
+        op = OperatorProcess(
+            plane.kubeconfig, plane.work_dir / "logs" / "operator.log", ("--verbose",)
+        )
+        op.start()
+        cpu = Cpu({**plane.pids, "operator": op.pid, "bench": os.getpid()})
+
+        for name in ("p", "d"):
+            apps.create_namespaced_deployment(NS, deployment(name, 1))
+        spec = group_spec(target("p"), target("d"), prefix="g", replicas=0)
+        custom.create_namespaced_custom_object(
+            "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", rsg("unit", spec)
+        )
+        pods.wait(lambda p: p.count("") == 0, "the seed group at 0 pods", 120)
+
+        def scale(count: int) -> None:
+            custom.patch_namespaced_custom_object_scale(
+                "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", "unit",
+                {"spec": {"replicas": count}},
+            )  # fmt: skip
+
+        def step(label: str, count: int, up: bool, wanted: set[str], pods_left: int) -> None:
+            cpu.start()
+            began = time.perf_counter()
+            scale(count)
+            created = seen.wait(lambda n: wanted <= n, f"{label}: made") - began if up else None
+            done = pods.wait(
+                lambda p: p.count("", ready=True) == pods_left and p.count("") == pods_left,
+                f"{label}: pods",
+            )
+            if not up:
+                done = max(done, seen.wait(lambda n: not (wanted & n), f"{label}: gone"))
+            rows.append(("operator", label, created, done - began, cpu.busiest(done - began)))
+            print(rows[-1], file=sys.stderr)
+
+        clones = names(range(2, g + 1), "g")
+        step(f"0 -> {g}", g, True, clones | {"p", "d"}, 2 * g)
+        step(f"{g} -> {half}", half, False, names(range(half + 1, g + 1), "g"), 2 * half)
+        step(f"{half} -> {g}", g, True, names(range(half + 1, g + 1), "g"), 2 * g)
+        step(f"{g} -> 0", 0, False, clones, 0)
+        op.stop()
+
+        def create(group_range: range) -> None:
+            for name in sorted(names(group_range, "plain")):
+                apps.create_namespaced_deployment(NS, deployment(name, 1))
+
+        def delete(group_range: range) -> None:
+            for name in sorted(names(group_range, "plain")):
+                apps.delete_namespaced_deployment(name, NS, propagation_policy="Foreground")
+
+        def plain(label: str, act: object, groups: range, up: bool, pods_left: int) -> None:
+            wanted = names(groups, "plain")
+            cpu.start()
+            began = time.perf_counter()
+            act(groups)  # type: ignore[operator]
+            created = seen.wait(lambda n: wanted <= n, f"plain {label}") - began if up else None
+            done = pods.wait(
+                lambda p: (
+                    p.count("plain", ready=True) == pods_left and p.count("plain") == pods_left
+                ),
+                f"plain {label}: pods",
+            )
+            if not up:
+                done = max(done, seen.wait(lambda n: not (wanted & n), f"plain {label}: gone"))
+            rows.append(("plain client", label, created, done - began, cpu.busiest(done - began)))
+            print(rows[-1], file=sys.stderr)
+
+        plain(f"0 -> {g}", create, range(1, g + 1), True, 2 * g)
+        plain(f"{g} -> {half}", delete, range(half + 1, g + 1), False, 2 * half)
+        plain(f"{half} -> {g}", create, range(half + 1, g + 1), True, 2 * g)
+        plain(f"{g} -> 0", delete, range(1, g + 1), False, 0)
+    finally:
+        plane.stop(keep_logs=True)
+        print(f"logs in {plane.work_dir}", file=sys.stderr)
+
+    print(f"\n{time.strftime('%Y-%m-%d')} on {machine()}; {args.nodes} kwok nodes\n")
+    print("| step | who | all created (s) | all Ready / all gone (s) | busiest (CPU) |")
+    print("|---|---|---|---|---|")
+    for who, label, created, done, busy in rows:
+        made = "" if created is None else f"{created:.1f}"
+        print(f"| {label} | {who} | {made} | {done:.1f} | {busy} |")
+    ours = {label: done for who, label, _, done, _ in rows if who == "operator"}
+    theirs = {label: done for who, label, _, done, _ in rows if who != "operator"}
+    print("\n| step | operator / plain client |")
+    print("|---|---|")
+    for label, done in ours.items():
+        if done is not None and theirs.get(label):
+            print(f"| {label} | {done / theirs[label]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
