@@ -18,7 +18,7 @@ from tests.harness import deployment
 from tests.integration.conftest import Kubectl, Operator, wait_for
 from tests.integration.test_drain import phases
 from tests.integration.test_group_replication import status
-from tests.integration.workloads import replicas
+from tests.integration.workloads import hpa, replicas
 from tests.specs import follow, group_spec, rsg, target
 
 USAGE = "kwok.x-k8s.io/usage-cpu"
@@ -34,31 +34,6 @@ def loaded(name: str, replicas: int, usage_m: int) -> dict[str, Any]:
     template["metadata"]["annotations"] = {USAGE: f"{usage_m}m"}
     template["spec"]["containers"][0]["resources"] = {"requests": {"cpu": f"{REQUEST}m"}}
     return manifest
-
-
-def hpa(kind: str, api_version: str, name: str, low: int, high: int) -> dict[str, Any]:
-    """An autoscaling/v2 HPA on cpu utilization, scaling down without a stabilization
-    window (the default 300 s only delays the test, it changes no decision)."""
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": name},
-            "minReplicas": low,
-            "maxReplicas": high,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": TARGET},
-                    },
-                }
-            ],
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-        },
-    }
 
 
 def hpa_status(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:

@@ -15,13 +15,19 @@ from tests.integration.test_autoscaling import (
     METRICS_TIMEOUT,
     REQUEST,
     USAGE,
-    hpa,
     hpa_status,
     utilization,
 )
 from tests.integration.test_drain import rbg_pod
 from tests.integration.test_group_replication import status
-from tests.integration.workloads import RBG_CRD, RBGS, install_crd, report_roles, rolebasedgroup
+from tests.integration.workloads import (
+    RBG_CRD,
+    RBGS,
+    hpa,
+    install_crd,
+    report_roles,
+    rolebasedgroup,
+)
 from tests.specs import group_spec, rsg, target
 
 RBG_V2 = "workloads.x-k8s.io/v1alpha2"

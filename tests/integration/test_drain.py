@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from rsg_operator.local_cluster import GPU_TOLERATION
+from tests.integration import workloads
 from tests.integration.conftest import ROOT, Kubectl, Operator, wait_for
 from tests.integration.test_group_replication import status
 from tests.integration.workloads import (
@@ -244,29 +245,10 @@ def test_an_operator_killed_mid_drain_keeps_the_original_deadline(
 
 
 def hpa(name: str, low: int, high: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name},
-        "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "resourcescalinggroup.com/v1",
-                "kind": "ResourceScalingGroup",
-                "name": name,
-            },
-            "minReplicas": low,
-            "maxReplicas": high,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 50},
-                    },
-                }
-            ],
-        },
-    }
+    """An HPA on the RSG `name` on cpu, with the HPA's default behaviour."""
+    return workloads.hpa(
+        "ResourceScalingGroup", "resourcescalinggroup.com/v1", name, low, high, quick_down=False
+    )
 
 
 def test_scale_in_by_the_hpa_drains_first_and_its_scale_out_revives(

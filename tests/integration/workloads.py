@@ -201,3 +201,33 @@ def report_roles(
         "patch", RBGS, name, "-n", namespace, "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": status}),
     )  # fmt: skip
+
+
+def hpa(
+    kind: str, api_version: str, name: str, low: int, high: int, quick_down: bool = True
+) -> dict[str, Any]:
+    """An autoscaling/v2 HPA on cpu utilization (50 %); with `quick_down`, scaling down
+    without a stabilization window (the default 300 s only delays a test, it changes no
+    decision)."""
+    made: dict[str, Any] = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": name},
+            "minReplicas": low,
+            "maxReplicas": high,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 50},
+                    },
+                }
+            ],
+        },
+    }
+    if quick_down:
+        made["spec"]["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    return made
