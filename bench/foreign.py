@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,6 +41,7 @@ OTHER = "other-app"
 APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 WINDOW = 60.0  # seconds of RSS/CPU sampling, each phase
 HOPS = 50  # Source -> Target changes, each phase, 0.5 s apart
+SCALED: dict[int, int] = {}  # src-i (-1: raw-probe) -> the replicas last set
 
 
 @dataclass
@@ -121,10 +123,12 @@ def cached_objects(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
         text = answer.read().decode()
     found = {"whole": 0.0, "stub": 0.0}
-    for line in text.splitlines():
-        if line.startswith('rsg_cached_objects{resource="deployments"'):
-            form = "whole" if 'form="whole"' in line else "stub"
-            found[form] = float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "rsg_cached_objects" and sample.labels.get("resource") == (
+                "deployments"
+            ):
+                found[sample.labels["form"]] = sample.value
     return f"{found['whole']:.0f} / {found['stub']:.0f}"
 
 
@@ -132,7 +136,7 @@ def measure(
     w: World, op: Operator, port: int, n: int, name: str, foreign: int = 0, rate: float = 0
 ) -> Phase:
     phase = Phase(name)
-    before = op.reconciles()  # (one log for every start)
+    before = op.reconciles() if op.log.exists() else 0  # (one log for every start)
     op.start(f"--http-address=127.0.0.1:{port}")
     sampler = Sampler(op.pid)  # the peak includes start-up: every list read once
     until(f"{n} reconciles", lambda: op.reconciles() - before >= n, timeout=900)
@@ -168,16 +172,16 @@ def _window(w: World, op: Operator, port: int, n: int, phase: Phase, churn: Chur
         print(f"  churn: {churn.done} foreign updates so far", file=sys.stderr)
 
     seen = DeploymentWatch(w)
-    rng, raw = random.Random(n), 0
-    current = dict.fromkeys(range(n), 0)
+    rng = random.Random(n + len(phase.name))
+    current = SCALED  # (what each earlier phase left: a write of the same count is no change)
     for _ in range(HOPS):
         i = rng.randrange(n)
-        current[i] = current[i] % 4 + 1
+        current[i] = current.get(i, 0) % 4 + 1
         started = time.perf_counter()
         w.scale(f"src-{i}", current[i])
         phase.hop_ms.append((seen.seen_at(f"one-{i}", current[i], started) - started) * 1e3)
         time.sleep(0.5)
-        raw = raw % 4 + 1
+        raw = current[-1] = current.get(-1, 0) % 4 + 1
         started = time.perf_counter()
         w.scale("raw-probe", raw)
         phase.raw_ms.append((seen.seen_at("raw-probe", raw, started) - started) * 1e3)
@@ -230,7 +234,11 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=20_000)
     parser.add_argument("--configmaps", type=int, default=5_000)
     parser.add_argument("--churn", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true", help="5 s windows, 5 hops: a check")
     args = parser.parse_args()
+    global WINDOW, HOPS
+    if args.quick:
+        WINDOW, HOPS = 5.0, 5
     sizes = [int(x) for x in args.sizes.split(",")]
     phases = run(sizes, args.deployments, args.configmaps, args.churn)
     print(f"\n{machine()}\n")
