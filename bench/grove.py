@@ -26,8 +26,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 from kubernetes import client, config, watch
@@ -40,79 +42,57 @@ from tests.harness import OperatorProcess, deployment  # noqa: E402
 from tests.specs import group_spec, rsg, target  # noqa: E402
 
 NS = "grove"
+State = Callable[[dict[str, Any]], bool]
 GROVE = {"up": (35.5, 72.0), "half up": (None, 41.3), "half down": 31.2, "down": 56.4}
 
 
-class Pods:
-    """The namespace's pods, from a watch: which exist and which are Ready."""
+class Watched:
+    """One kind's objects in the namespace, from a watch: name -> what `state` says of it."""
 
-    def __init__(self, core: client.CoreV1Api) -> None:
-        self.ready: dict[str, bool] = {}
+    def __init__(self, list_fn: Callable[..., Any], state: State) -> None:
+        self.objects: dict[str, bool] = {}
         self.changed = threading.Condition()
-        self._watch = watch.Watch()
-        version = core.list_namespaced_pod(NS, limit=1).metadata.resource_version
-        threading.Thread(target=self._follow, args=(core, version), daemon=True).start()
+        self._state = state
+        version = list_fn(NS, limit=1).metadata.resource_version
+        threading.Thread(target=self._follow, args=(list_fn, version), daemon=True).start()
 
-    def _follow(self, core: client.CoreV1Api, version: str) -> None:
+    def _follow(self, list_fn: Callable[..., Any], version: str) -> None:
         try:
-            for event in self._watch.stream(core.list_namespaced_pod, NS, resource_version=version):
-                pod = event["raw_object"]
-                name = pod["metadata"]["name"]
-                conditions = (pod.get("status") or {}).get("conditions") or []
-                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+            for event in watch.Watch().stream(list_fn, NS, resource_version=version):
+                obj = event["raw_object"]
+                name = obj["metadata"]["name"]
                 with self.changed:
                     if event["type"] == "DELETED":
-                        self.ready.pop(name, None)
+                        self.objects.pop(name, None)
                     else:
-                        self.ready[name] = ready
+                        self.objects[name] = self._state(obj)
                     self.changed.notify_all()
         except Exception as error:  # the server goes away at the end
-            print(f"pod watch ended: {error}", file=sys.stderr)
+            print(f"watch ended: {error}", file=sys.stderr)
 
-    def wait(self, done: object, what: str, timeout: float = 1200) -> float:
+    def wait(self, done: Callable[[Watched], bool], what: str, timeout: float = 1200) -> float:
         with self.changed:
-            if not self.changed.wait_for(lambda: done(self), timeout):  # type: ignore[operator]
+            if not self.changed.wait_for(lambda: done(self), timeout):
                 raise TimeoutError(f"timed out waiting for {what}")
         return time.perf_counter()
 
     def count(self, prefix: str, ready: bool | None = None) -> int:
         return sum(
             1
-            for name, is_ready in self.ready.items()
-            if name.startswith(prefix) and (ready is None or is_ready == ready)
+            for name, state in self.objects.items()
+            if name.startswith(prefix) and (ready is None or state == ready)
         )
 
+    def has(self, wanted: set[str]) -> bool:
+        return wanted <= self.objects.keys()
 
-class Deployments:
-    """The namespace's Deployments, from a watch: which exist."""
+    def has_none(self, wanted: set[str]) -> bool:
+        return not (wanted & self.objects.keys())
 
-    def __init__(self, apps: client.AppsV1Api) -> None:
-        self.names: set[str] = set()
-        self.changed = threading.Condition()
-        self._watch = watch.Watch()
-        version = apps.list_namespaced_deployment(NS, limit=1).metadata.resource_version
-        threading.Thread(target=self._follow, args=(apps, version), daemon=True).start()
 
-    def _follow(self, apps: client.AppsV1Api, version: str) -> None:
-        try:
-            for event in self._watch.stream(
-                apps.list_namespaced_deployment, NS, resource_version=version
-            ):
-                name = event["raw_object"]["metadata"]["name"]
-                with self.changed:
-                    if event["type"] == "DELETED":
-                        self.names.discard(name)
-                    else:
-                        self.names.add(name)
-                    self.changed.notify_all()
-        except Exception as error:
-            print(f"deployment watch ended: {error}", file=sys.stderr)
-
-    def wait(self, done: object, what: str, timeout: float = 1200) -> float:
-        with self.changed:
-            if not self.changed.wait_for(lambda: done(self.names), timeout):  # type: ignore[operator]
-                raise TimeoutError(f"timed out waiting for {what}")
-        return time.perf_counter()
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 @dataclass
@@ -161,7 +141,8 @@ def main() -> None:
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         custom = client.CustomObjectsApi(api)
         core.create_namespace({"metadata": {"name": NS}})
-        pods, seen = Pods(core), Deployments(apps)
+        pods = Watched(core.list_namespaced_pod, pod_ready)
+        seen = Watched(apps.list_namespaced_deployment, lambda _: True)
         assert plane.work_dir is not None
         op = OperatorProcess(
             plane.kubeconfig, plane.work_dir / "logs" / "operator.log", ("--verbose",)
@@ -187,13 +168,13 @@ def main() -> None:
             cpu.start()
             began = time.perf_counter()
             scale(count)
-            created = seen.wait(lambda n: wanted <= n, f"{label}: made") - began if up else None
+            created = seen.wait(lambda d: d.has(wanted), f"{label}: made") - began if up else None
             done = pods.wait(
                 lambda p: p.count("", ready=True) == pods_left and p.count("") == pods_left,
                 f"{label}: pods",
             )
             if not up:
-                done = max(done, seen.wait(lambda n: not (wanted & n), f"{label}: gone"))
+                done = max(done, seen.wait(lambda d: d.has_none(wanted), f"{label}: gone"))
             rows.append(("operator", label, created, done - began, cpu.busiest(done - began)))
             print(rows[-1], file=sys.stderr)
 
@@ -217,7 +198,7 @@ def main() -> None:
             cpu.start()
             began = time.perf_counter()
             act(groups)  # type: ignore[operator]
-            created = seen.wait(lambda n: wanted <= n, f"plain {label}") - began if up else None
+            created = seen.wait(lambda d: d.has(wanted), f"plain {label}") - began if up else None
             done = pods.wait(
                 lambda p: (
                     p.count("plain", ready=True) == pods_left and p.count("plain") == pods_left
@@ -225,7 +206,7 @@ def main() -> None:
                 f"plain {label}: pods",
             )
             if not up:
-                done = max(done, seen.wait(lambda n: not (wanted & n), f"plain {label}: gone"))
+                done = max(done, seen.wait(lambda d: d.has_none(wanted), f"plain {label}: gone"))
             rows.append(("plain client", label, created, done - began, cpu.busiest(done - began)))
             print(rows[-1], file=sys.stderr)
 
