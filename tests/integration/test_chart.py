@@ -525,6 +525,7 @@ def test_the_policy_admits_every_write_of_the_operator_and_refuses_any_other(
     control_plane: LocalControlPlane,
     kubectl: Kubectl,
     namespace: str,
+    tmp_path: Path,
 ) -> None:
     """The operator as the chart's ServiceAccount, under the chart's policy: clones of
     three kinds made, drained, removed and rolled out, the seed group scaled to 0 and
@@ -727,6 +728,24 @@ def test_the_policy_admits_every_write_of_the_operator_and_refuses_any_other(
         as_chart, kubectl, "create", "service", "clusterip", "stray", "--tcp=80", "-n", namespace
     )
     assert f"Service {namespace}/stray has no such owner" in message
+    # A forged clone: an RSG reference (naming no RSG) beside a real owner. The garbage
+    # collector would drop only the dangling reference and keep the object.
+    system = kubectl.get("namespace", "kube-system", "") or {}
+    forged = configmap(f"forged-{namespace}", {"mapRoles": "- groups: [system:masters]"})
+    forged["metadata"].update(
+        namespace="kube-system",
+        labels={f"{PREFIX}name": "x", f"{PREFIX}group-id": "x-02", f"{PREFIX}group-index": "2"},
+        ownerReferences=[
+            {"apiVersion": "resourcescalinggroup.com/v1", "kind": "ResourceScalingGroup",
+             "name": "x", "uid": "00000000-0000-0000-0000-000000000001", "controller": True},
+            {"apiVersion": "v1", "kind": "Namespace", "name": "kube-system",
+             "uid": system["metadata"]["uid"]},
+        ],
+    )  # fmt: skip
+    manifest = tmp_path / "forged.json"
+    manifest.write_text(json.dumps(forged))
+    message = refused_by_policy(as_chart, kubectl, "create", "-f", str(manifest))
+    assert f"kube-system/forged-{namespace} has other owners than one" in message
     refused_by_policy(as_chart, kubectl, "delete", RBGS, "rbg", "-n", namespace)
     # What RSG manages on a member stays open to it: replicas, and its own labels.
     for allowed in [
