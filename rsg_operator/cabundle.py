@@ -10,10 +10,17 @@ keeps
 - the CAs of at most `replicas` other replicas: those heard from most recently, none
   silent for `STALE` or longer, none expired.
 
-So the bundle holds at most replicas + 1 CAs: one per replica the Deployment runs, and
-one for the pod a rolling update adds beside them (the chart's maxSurge is 1). A live
-replica is heard from every minute, so only a replica that died within the last minute
-can outrank it, and a replica that finds its CA dropped puts it back at its next beat.
+A replica that stops cleanly takes its record and CA out (`leave`), after it has
+stopped serving: in a rolling update the pods it replaces are gone from the records
+before the next one starts. So the bundle holds at most replicas + 1 CAs: one per
+replica the Deployment runs, and one for the pod a rolling update adds beside them (the
+chart's maxSurge is 1). Only a replica that died without leaving (killed, or its last
+write failed) and was heard from more recently than a live one can outrank it; the live
+one puts its CA back at its next beat, within a minute.
+
+CAs found without a record (an operator from before the records, during an upgrade from
+it, or added by hand) are not counted against that bound: their pods never say they are
+alive, so each is kept for STALE from when it was first seen, whatever else is there.
 """
 
 from __future__ import annotations
@@ -88,16 +95,40 @@ def trust(
     for print_ in found:
         if print_ not in recorded and print_ != own_print:
             known[UNRECORDED + print_[:16]] = Record(print_, now)
+    alive = {name: record for name, record in known.items() if now - record.seen < STALE}
+    unrecorded = {name: r for name, r in alive.items() if name.startswith(UNRECORDED)}
     heard = sorted(
-        ((name, record) for name, record in known.items() if now - record.seen < STALE),
+        ((name, record) for name, record in alive.items() if name not in unrecorded),
         key=lambda item: (item[1].seen, found[item[1].fingerprint].not_valid_before_utc),
         reverse=True,
     )
-    kept = {replica: Record(own_print, now), **dict(heard[: max(replicas, 1)])}
+    kept = {replica: Record(own_print, now), **dict(heard[: max(replicas, 1)]), **unrecorded}
+    return _bundle(found, kept, own)
+
+
+def leave(bundle: bytes, records: Mapping[str, Record], replica: str) -> Trust:
+    """The bundle and records once `replica` has stopped serving: its record goes, and
+    its CA with it unless another record names the same CA."""
+    found = {fingerprint(cert): cert for cert in _certificates(bundle)}
+    kept = {name: record for name, record in records.items() if name != replica}
     prints = {record.fingerprint for record in kept.values()}
-    # The bundle's order is kept and a new CA goes last, so a beat changes no byte of it.
+    # A CA no record names stays: it is not this replica's to take out.
+    recorded = {record.fingerprint for record in records.values()}
+    return _bundle(found, kept, None, {p for p in found if p not in recorded} | prints)
+
+
+def _bundle(
+    found: dict[str, x509.Certificate],
+    kept: dict[str, Record],
+    own: x509.Certificate | None,
+    prints: set[str] | None = None,
+) -> Trust:
+    """The bundle of the CAs `kept` names (or `prints`), in the order `found` has them;
+    `own` goes last if it is not there yet, so a beat changes no byte of the bundle."""
+    if prints is None:
+        prints = {record.fingerprint for record in kept.values()}
     ordered = [cert for print_, cert in found.items() if print_ in prints]
-    if own_print not in found:
+    if own is not None and fingerprint(own) not in found:
         ordered.append(own)
     return Trust(b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in ordered), kept)
 

@@ -40,6 +40,7 @@ log = logging.getLogger("rsg_operator.webhook")
 PATH = "/validate-rsg"
 CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 CA_DAYS = 365
+LEAVE_TIMEOUT = 5.0  # seconds a stopping replica gives its last write
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Webhook:
 
     runner: web.AppRunner
     heartbeat: asyncio.Task[None] | None = None
+    trusted: Trusted | None = None
 
     def died(self) -> str | None:
         return tasks.ended(self.heartbeat, "the webhook CA's heartbeat", "it returned")
@@ -58,6 +60,13 @@ class Webhook:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.heartbeat
         await self.runner.cleanup()
+        if self.trusted is not None:
+            # Serving no more: its CA leaves the bundle, so that the pod a rolling update
+            # starts next cannot drop a live replica's in favour of this one's.
+            try:
+                await asyncio.wait_for(self.trusted.leave(), LEAVE_TIMEOUT)
+            except (KubeError, OSError, RuntimeError, LookupError, TimeoutError) as error:
+                log.warning("could not take this replica's CA out of the caBundle: %s", error)
 
 
 async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> Webhook:
@@ -90,6 +99,7 @@ async def serve(settings: WebhookSettings, kube: Kube, related: Related) -> Webh
         await web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=context).start()
         if settings.cert_dir is None and settings.configuration is not None:
             trusted = Trusted(kube, settings.configuration, authority.cert_pem, settings.replicas)
+            served.trusted = trusted
             await trusted.say()
             served.heartbeat = asyncio.create_task(trusted.beat(), name="webhook CA heartbeat")
     except BaseException:
@@ -206,8 +216,33 @@ class Trusted:
     async def say(self) -> None:
         """Add or keep this replica's CA in every webhook's caBundle of the configuration
         (dropping dead replicas' CAs), retrying on a conflict with another replica."""
-        path = f"{CONFIGURATIONS}/{self.configuration}"
         replica = replica_name()
+
+        def said(bundle: bytes, records: dict[str, cabundle.Record]) -> cabundle.Trust:
+            return cabundle.trust(bundle, records, replica, self.ca_pem, self.replicas, now)
+
+        now = time.time()
+        before = await self._update(said)
+        mine = before.get(replica)
+        if mine is None or mine.fingerprint != self.fingerprint:
+            log.info(
+                "ValidatingWebhookConfiguration %s trusts this replica's CA (%s)",
+                self.configuration,
+                replica,
+            )
+
+    async def leave(self) -> None:
+        """Take this replica's record and CA out (it serves no more)."""
+        replica = replica_name()
+        await self._update(lambda bundle, records: cabundle.leave(bundle, records, replica))
+        log.info("this replica's CA (%s) left the caBundle", replica)
+
+    async def _update(
+        self, change: Callable[[bytes, dict[str, cabundle.Record]], cabundle.Trust]
+    ) -> dict[str, cabundle.Record]:
+        """Apply `change` to every webhook's caBundle and the records, as one update
+        guarded by the configuration's resourceVersion; returns the records before it."""
+        path = f"{CONFIGURATIONS}/{self.configuration}"
         for _ in range(10):
             configuration = await self.kube.get(path)
             if configuration is None:
@@ -218,14 +253,11 @@ class Trusted:
                     "--webhook-configuration)"
                 )
             annotations = configuration["metadata"].setdefault("annotations", {})
-            records = cabundle.parse_records(annotations.get(cabundle.ANNOTATION))
-            mine = records.get(replica)
-            added = mine is None or mine.fingerprint != self.fingerprint
-            now = time.time()
+            before = cabundle.parse_records(annotations.get(cabundle.ANNOTATION))
+            records = before
             for hook in configuration.get("webhooks") or []:
                 client = hook.setdefault("clientConfig", {})
-                bundle = base64.b64decode(client.get("caBundle") or "")
-                kept = cabundle.trust(bundle, records, replica, self.ca_pem, self.replicas, now)
+                kept = change(base64.b64decode(client.get("caBundle") or ""), before)
                 client["caBundle"] = base64.b64encode(kept.bundle).decode()
                 records = kept.records
             annotations[cabundle.ANNOTATION] = cabundle.format_records(records)
@@ -233,15 +265,7 @@ class Trusted:
                 await self.kube.replace(path, configuration)  # guarded by its resourceVersion
             except Conflict:
                 continue
-            if added:
-                log.info(
-                    "ValidatingWebhookConfiguration %s trusts this replica's CA (%s), "
-                    "beside %d other replica(s)",
-                    self.configuration,
-                    replica,
-                    len(records) - 1,
-                )
-            return
+            return before
         raise RuntimeError(
             f"could not update the caBundle of {self.configuration}: it kept changing"
         )

@@ -80,5 +80,13 @@ class OperatorProcess:
             self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, no cleanup code of the operator runs."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

@@ -332,8 +332,16 @@ def test_replicas_keep_the_ca_bundle_to_one_ca_each_plus_one(
             assert {r.fingerprint for r in records().values()} == {
                 cabundle.fingerprint(cert) for cert in bundle()
             }
-            restarted.stop()
+            restarted.kill()  # a crash: no cleanup
         assert set(records()) == {"pod-a", "pod-b"}
+        # A replica stopped cleanly (a rolling update's) takes its CA out once it no
+        # longer serves: the next pod cannot drop a live one's in its favour.
+        run(restarted, "pod-b")
+        restarted.wait_for(lambda: records()["pod-b"].fingerprint != previous, what="pod-b")
+        restarted.stop()
+        assert set(records()) == {"pod-a"}
+        assert [cabundle.fingerprint(cert) for cert in bundle()] == [records()["pod-a"].fingerprint]
+        assert "this replica's CA (pod-b) left the caBundle" in log.read_text()
     finally:
         live.stop()
         restarted.stop()

@@ -126,3 +126,47 @@ def test_records_round_trip_through_the_annotation() -> None:
 def test_a_bundle_that_is_not_pem_is_replaced() -> None:
     trust = cabundle.trust(b"garbage", {}, "pod-a", ca("a"), 2, NOW)
     assert names(trust) == ["a"]
+
+
+def test_a_rolling_update_keeps_every_live_replica_trusted() -> None:
+    """Two replicas beating; the chart's rolling update (maxSurge 1): pod-c starts, pod-a
+    stops cleanly and leaves, pod-d starts. Found by review: before `leave`, pod-a's
+    fresher beat outranked pod-c, which was dropped while it served."""
+    trust = start(start(EMPTY, "pod-a", "a", NOW), "pod-b", "b", NOW + 1)
+    for beat in range(1, 6):
+        trust = start(trust, "pod-a", "a", NOW + HEARTBEAT * beat)
+        trust = start(trust, "pod-b", "b", NOW + HEARTBEAT * beat + 1)
+    trust = start(trust, "pod-c", "c", NOW + 330)
+    trust = start(start(trust, "pod-a", "a", NOW + 360), "pod-b", "b", NOW + 361)
+    trust = cabundle.leave(trust.bundle, trust.records, "pod-a")
+    assert names(trust) == ["b", "c"]
+    trust = start(trust, "pod-d", "d", NOW + 366)
+    assert names(trust) == ["b", "c", "d"]
+    trust = cabundle.leave(trust.bundle, trust.records, "pod-b")
+    assert names(trust) == ["c", "d"]
+    assert set(trust.records) == {"pod-c", "pod-d"}
+
+
+def test_leaving_takes_out_only_the_replicas_own_ca() -> None:
+    legacy = ca("legacy-1")
+    trust = cabundle.trust(legacy, {}, "pod-a", ca("a"), 2, NOW)
+    trust = start(trust, "pod-b", "b", NOW + 1)
+    trust = cabundle.leave(trust.bundle, trust.records, "pod-b")
+    assert names(trust) == ["legacy-1", "a"]
+    assert cabundle.leave(trust.bundle, trust.records, "pod-gone") == trust
+    # A CA in the bundle that no record names is nobody's to take out.
+    bare = cabundle.leave(ca("hand-added") + ca("a"), trust.records, "pod-a")
+    assert names(bare) == ["hand-added"]
+
+
+def test_an_upgrade_from_a_release_without_records_keeps_its_live_pods_trusted() -> None:
+    """The release before the records left two CAs (pods old-b, then old-a); its pods
+    never beat and never leave. New pods c and d start while old-b still serves: the
+    unrecorded CAs are not counted against replicas + 1 (found by review: old-b's was
+    dropped), and go STALE after they were first seen."""
+    trust = cabundle.trust(ca("old-b") + ca("old-a"), {}, "pod-c", ca("c"), 2, NOW)
+    assert names(trust) == ["old-b", "old-a", "c"]
+    trust = start(trust, "pod-d", "d", NOW + 20)
+    assert names(trust) == ["old-b", "old-a", "c", "d"]
+    trust = start(start(trust, "pod-c", "c", NOW + STALE), "pod-d", "d", NOW + STALE + 1)
+    assert names(trust) == ["c", "d"]
