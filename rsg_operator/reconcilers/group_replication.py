@@ -712,8 +712,9 @@ async def _label_seed(
     )
 
 
-# (seed member's uid and resourceVersion, RSG, prefix, group index, seed names) -> the
-# digest that group's clone of it carries when current. Bounded: least recently used go.
+# (seed member's uid, resourceVersion and apiVersion, RSG, prefix, group index, seed
+# names) -> the digest that group's clone of it carries when current. Bounded: the least
+# recently used go first.
 _DIGESTS: OrderedDict[tuple[str, ...], str] = OrderedDict()
 DIGEST_MEMORY = 50_000
 
@@ -723,10 +724,13 @@ def _wanted_digest(p: Pass, target_id: str, index: int) -> str:
     to date, remembered per seed state (a resourceVersion names one content): a reconcile
     compares a digest per clone instead of making each clone again (two deep copies and
     a hash: 70% of a 500-group RSG's reconcile, profiled in bench/grove.py's run)."""
-    meta = p.seed[target_id]["metadata"]
+    member = p.seed[target_id]
+    meta = member["metadata"]
     uid, version = meta.get("uid"), meta.get("resourceVersion")
     names = sorted(obj["metadata"]["name"] for obj in p.seed.values())
-    key = (str(uid), str(version), p.rsg.uid, p.rsg.name, p.prefix, str(index), *names)
+    # Its apiVersion too: one state read through two versions is two contents.
+    key = (str(uid), str(version), str(member.get("apiVersion")), p.rsg.uid, p.rsg.name)
+    key += (p.prefix, str(index), *names)
     digest = _DIGESTS.get(key) if uid and version else None
     if digest is None:
         made = _clone(p.seed, target_id, p.rsg, p.prefix, index)
