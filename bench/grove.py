@@ -130,9 +130,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--groups", type=int, default=500)
     parser.add_argument("--nodes", type=int, default=12)
+    parser.add_argument(
+        "--controller-qps",
+        type=int,
+        default=None,
+        help="the controller-manager's API request rate (its default, 20/s, sets the pace)",
+    )
     args = parser.parse_args()
     g, half = args.groups, args.groups // 2
-    plane = LocalControlPlane(bin_dir=Path(os.environ["RSG_CONTROL_PLANE_BIN"]), nodes=args.nodes)
+    plane = LocalControlPlane(
+        bin_dir=Path(os.environ["RSG_CONTROL_PLANE_BIN"]),
+        nodes=args.nodes,
+        controller_qps=args.controller_qps,
+    )
     plane.start()
     rows: list[tuple[str, str, float | None, float | None, str]] = []
     try:
@@ -218,7 +228,11 @@ def main() -> None:
         plane.stop(keep_logs=True)
         print(f"logs in {plane.work_dir}", file=sys.stderr)
 
-    print(f"\n{time.strftime('%Y-%m-%d')} on {machine()}; {args.nodes} kwok nodes\n")
+    qps = f"{args.controller_qps}/s" if args.controller_qps else "20/s (its default)"
+    print(
+        f"\n{time.strftime('%Y-%m-%d')} on {machine()}; {args.nodes} kwok nodes; "
+        f"controller-manager API rate {qps}\n"
+    )
     print("| step | who | all created (s) | all Ready / all gone (s) | busiest (CPU) |")
     print("|---|---|---|---|---|")
     for who, label, created, done, busy in rows:

@@ -121,6 +121,9 @@ class LocalControlPlane:
     # Taint the nodes as GPU nodes often are (GPU_TAINT): only Pods that tolerate it run
     # there, the others stay Pending. Tests use it to choose which Pods run.
     gpu_taint: bool = False
+    # The controller-manager's request rate to the API server (its default: 20/s, burst
+    # 30), which sets the pace of making and deleting pods in bulk; None: the default.
+    controller_qps: int | None = None
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _log_files: list[IO[bytes]] = field(default_factory=list)
     _args: dict[str, list[str]] = field(default_factory=dict)
@@ -364,8 +367,17 @@ class LocalControlPlane:
                 # Fast HPA reactions in tests; the production default is 15s.
                 "--horizontal-pod-autoscaler-sync-period=2s",
                 "--v=1",
+                *self._controller_rate(),
             ],
         )
+
+    def _controller_rate(self) -> list[str]:
+        if not self.controller_qps:
+            return []
+        return [
+            f"--kube-api-qps={self.controller_qps}",
+            f"--kube-api-burst={2 * self.controller_qps}",
+        ]
 
     def _start_nodes(self, pki: _Pki) -> None:
         """kube-scheduler, kwok, and `nodes` Node objects that kwok keeps Ready."""
