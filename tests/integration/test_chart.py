@@ -278,9 +278,23 @@ def test_each_value_changes_what_it_must(helm: Path, tmp_path: Path) -> None:
     assert operator["volumeMounts"][1]["mountPath"] == "/etc/rsg-operator/webhook"
     kinds = [d["kind"] for d in docs]
     assert "PodDisruptionBudget" not in kinds and kinds.count("Service") == 1  # the webhook's
-    certificate = one(docs, "Certificate")
+    certificate = one(docs, "Certificate", "rel-rsg-operator-webhook")
     assert certificate["spec"]["dnsNames"] == ["rel-rsg-operator-webhook.rsg-system.svc"]
-    assert one(docs, "Issuer")["spec"] == {"selfSigned": {}}
+    # The serving certificate comes from a CA of the chart's own, so that its renewals
+    # keep the caBundle (the injector takes the CA from the Secret's ca.crt).
+    issuers = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Issuer"}
+    assert issuers == {
+        "rel-rsg-operator-webhook-selfsigned": {"selfSigned": {}},
+        "rel-rsg-operator-webhook": {"ca": {"secretName": "rel-rsg-operator-webhook-ca"}},
+    }
+    assert certificate["spec"]["issuerRef"] == {
+        "name": "rel-rsg-operator-webhook",
+        "kind": "Issuer",
+    }
+    authority = one(docs, "Certificate", "rel-rsg-operator-webhook-ca")["spec"]
+    assert authority["isCA"] is True
+    assert authority["secretName"] == "rel-rsg-operator-webhook-ca"
+    assert authority["issuerRef"]["name"] == "rel-rsg-operator-webhook-selfsigned"
     webhook_config = one(docs, "ValidatingWebhookConfiguration")
     assert webhook_config["metadata"]["annotations"] == {
         "cert-manager.io/inject-ca-from": "rsg-system/rel-rsg-operator-webhook"
