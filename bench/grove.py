@@ -119,7 +119,7 @@ class Cpu:
         after = self._now()
         share = {n: (after[n] - self.before.get(n, 0.0)) / seconds for n in after}
         top = sorted(share.items(), key=lambda x: -x[1])[:3]
-        if "operator" in share and "operator" not in dict(top):
+        if share.get("operator") and "operator" not in dict(top):
             top.append(("operator", share["operator"]))  # always shown: what it costs
         return ", ".join(f"{n} {100 * s:.0f}%" for n, s in top)
 
