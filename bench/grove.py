@@ -138,6 +138,9 @@ def main() -> None:
         default=None,
         help="the controller-manager's API request rate (its default, 20/s, sets the pace)",
     )
+    parser.add_argument(
+        "--plain-first", action="store_true", help="the plain client's steps before the operator's"
+    )
     args = parser.parse_args()
     g, half = args.groups, args.groups // 2
     plane = LocalControlPlane(
@@ -155,77 +158,78 @@ def main() -> None:
         core.create_namespace({"metadata": {"name": NS}})
         pods = Watched(core.list_namespaced_pod, pod_ready)
         seen = Watched(apps.list_namespaced_deployment, lambda _: True)
-        assert plane.work_dir is not None
-        op = OperatorProcess(
-            plane.kubeconfig, plane.work_dir / "logs" / "operator.log", ("--verbose",)
-        )
-        op.start()
-        cpu = Cpu({**plane.pids, "operator": op.pid, "bench": os.getpid()})
+        cpu = Cpu({**plane.pids, "bench": os.getpid()})
 
-        for name in ("p", "d"):
-            apps.create_namespaced_deployment(NS, deployment(name, 1))
-        spec = group_spec(target("p"), target("d"), prefix="g", replicas=0)
-        custom.create_namespaced_custom_object(
-            "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", rsg("unit", spec)
-        )
-        pods.wait(lambda p: p.count("") == 0, "the seed group at 0 pods", 120)
-
-        def scale(count: int) -> None:
-            custom.patch_namespaced_custom_object_scale(
-                "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", "unit",
-                {"spec": {"replicas": count}},
-            )  # fmt: skip
-
-        def step(label: str, count: int, up: bool, wanted: set[str], pods_left: int) -> None:
+        def measure(
+            who: str, label: str, act: Callable[[], None], wanted: set[str], up: bool, left: int
+        ) -> None:
+            """A step: `act`; then until the Deployments `wanted` exist (up) or are gone,
+            and the namespace holds `left` pods, all Ready."""
             cpu.start()
             began = time.perf_counter()
-            scale(count)
-            created = seen.wait(lambda d: d.has(wanted), f"{label}: made") - began if up else None
+            act()
+            made = seen.wait(lambda d: d.has(wanted), f"{who} {label}") - began if up else None
             done = pods.wait(
-                lambda p: p.count("", ready=True) == pods_left and p.count("") == pods_left,
-                f"{label}: pods",
+                lambda p: p.count("", ready=True) == left == p.count(""), f"{who} {label}: pods"
             )
             if not up:
-                done = max(done, seen.wait(lambda d: d.has_none(wanted), f"{label}: gone"))
-            rows.append(("operator", label, created, done - began, cpu.busiest(done - began)))
+                done = max(done, seen.wait(lambda d: d.has_none(wanted), f"{who} {label}: gone"))
+            rows.append((who, label, made, done - began, cpu.busiest(done - began)))
             print(rows[-1], file=sys.stderr)
 
-        clones = names(range(2, g + 1), "g")
-        step(f"0 -> {g}", g, True, clones | {"p", "d"}, 2 * g)
-        step(f"{g} -> {half}", half, False, names(range(half + 1, g + 1), "g"), 2 * half)
-        step(f"{half} -> {g}", g, True, names(range(half + 1, g + 1), "g"), 2 * g)
-        step(f"{g} -> 0", 0, False, clones, 0)
-        op.stop()
-
-        def create(group_range: range) -> None:
-            for name in sorted(names(group_range, "plain")):
+        def by_operator() -> None:
+            assert plane.work_dir is not None
+            op = OperatorProcess(
+                plane.kubeconfig, plane.work_dir / "logs" / "operator.log", ("--verbose",)
+            )
+            op.start()
+            cpu.pids["operator"] = op.pid
+            for name in ("p", "d"):
                 apps.create_namespaced_deployment(NS, deployment(name, 1))
-
-        def delete(group_range: range) -> None:
-            for name in sorted(names(group_range, "plain")):
-                apps.delete_namespaced_deployment(name, NS, propagation_policy="Foreground")
-
-        def plain(label: str, act: object, groups: range, up: bool, pods_left: int) -> None:
-            wanted = names(groups, "plain")
-            cpu.start()
-            began = time.perf_counter()
-            act(groups)  # type: ignore[operator]
-            created = seen.wait(lambda d: d.has(wanted), f"plain {label}") - began if up else None
-            done = pods.wait(
-                lambda p: (
-                    p.count("plain", ready=True) == pods_left and p.count("plain") == pods_left
-                ),
-                f"plain {label}: pods",
+            spec = group_spec(target("p"), target("d"), prefix="g", replicas=0)
+            custom.create_namespaced_custom_object(
+                "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", rsg("unit", spec)
             )
-            if not up:
-                done = max(done, seen.wait(lambda d: d.has_none(wanted), f"plain {label}: gone"))
-            rows.append(("plain client", label, created, done - began, cpu.busiest(done - began)))
-            print(rows[-1], file=sys.stderr)
+            pods.wait(lambda p: p.count("") == 0, "the seed group at 0 pods", 120)
 
-        plain(f"0 -> {g}", create, range(1, g + 1), True, 2 * g)
-        plain(f"{g} -> {half}", delete, range(half + 1, g + 1), False, 2 * half)
-        plain(f"{half} -> {g}", create, range(half + 1, g + 1), True, 2 * g)
-        plain(f"{g} -> 0", delete, range(1, g + 1), False, 0)
+            def scale(count: int) -> Callable[[], None]:
+                return lambda: custom.patch_namespaced_custom_object_scale(
+                    "resourcescalinggroup.com", "v1", NS, "resourcescalinggroups", "unit",
+                    {"spec": {"replicas": count}},
+                )  # fmt: skip
+
+            every, back = names(range(2, g + 1), "g"), names(range(half + 1, g + 1), "g")
+            measure("operator", f"0 -> {g}", scale(g), every | {"p", "d"}, True, 2 * g)
+            measure("operator", f"{g} -> {half}", scale(half), back, False, 2 * half)
+            measure("operator", f"{half} -> {g}", scale(g), back, True, 2 * g)
+            measure("operator", f"{g} -> 0", scale(0), every, False, 0)
+            op.stop()
+            del cpu.pids["operator"]
+
+        def by_plain() -> None:
+            def create(wanted: set[str]) -> Callable[[], None]:
+                def act() -> None:
+                    for name in sorted(wanted):
+                        apps.create_namespaced_deployment(NS, deployment(name, 1))
+
+                return act
+
+            def delete(wanted: set[str]) -> Callable[[], None]:
+                def act() -> None:
+                    for name in sorted(wanted):
+                        apps.delete_namespaced_deployment(name, NS, propagation_policy="Foreground")
+
+                return act
+
+            every = names(range(1, g + 1), "plain")
+            back = names(range(half + 1, g + 1), "plain")
+            measure("plain client", f"0 -> {g}", create(every), every, True, 2 * g)
+            measure("plain client", f"{g} -> {half}", delete(back), back, False, 2 * half)
+            measure("plain client", f"{half} -> {g}", create(back), back, True, 2 * g)
+            measure("plain client", f"{g} -> 0", delete(every), every, False, 0)
+
+        for who in (by_plain, by_operator) if args.plain_first else (by_operator, by_plain):
+            who()
     finally:
         plane.stop(keep_logs=True)
         print(f"logs in {plane.work_dir}", file=sys.stderr)
@@ -233,7 +237,8 @@ def main() -> None:
     qps = f"{args.controller_qps}/s" if args.controller_qps else "20/s (its default)"
     print(
         f"\n{time.strftime('%Y-%m-%d')} on {machine()}; {args.nodes} kwok nodes; "
-        f"controller-manager API rate {qps}\n"
+        f"controller-manager API rate {qps}; "
+        f"{'plain client' if args.plain_first else 'operator'} first\n"
     )
     print("| step | who | all created (s) | all Ready / all gone (s) | busiest (CPU) |")
     print("|---|---|---|---|---|")
