@@ -103,7 +103,7 @@ def trust(
         reverse=True,
     )
     kept = {replica: Record(own_print, now), **dict(heard[: max(replicas, 1)]), **unrecorded}
-    return _bundle(found, kept, own)
+    return Trust(_pem(found, {record.fingerprint for record in kept.values()}, own), kept)
 
 
 def leave(bundle: bytes, records: Mapping[str, Record], replica: str) -> Trust:
@@ -111,26 +111,21 @@ def leave(bundle: bytes, records: Mapping[str, Record], replica: str) -> Trust:
     its CA with it unless another record names the same CA."""
     found = {fingerprint(cert): cert for cert in _certificates(bundle)}
     kept = {name: record for name, record in records.items() if name != replica}
-    prints = {record.fingerprint for record in kept.values()}
     # A CA no record names stays: it is not this replica's to take out.
     recorded = {record.fingerprint for record in records.values()}
-    return _bundle(found, kept, None, {p for p in found if p not in recorded} | prints)
+    prints = {p for p in found if p not in recorded} | {r.fingerprint for r in kept.values()}
+    return Trust(_pem(found, prints), kept)
 
 
-def _bundle(
-    found: dict[str, x509.Certificate],
-    kept: dict[str, Record],
-    own: x509.Certificate | None,
-    prints: set[str] | None = None,
-) -> Trust:
-    """The bundle of the CAs `kept` names (or `prints`), in the order `found` has them;
-    `own` goes last if it is not there yet, so a beat changes no byte of the bundle."""
-    if prints is None:
-        prints = {record.fingerprint for record in kept.values()}
+def _pem(
+    found: dict[str, x509.Certificate], prints: set[str], own: x509.Certificate | None = None
+) -> bytes:
+    """The bundle of the CAs in `prints`, in the order `found` has them; `own` goes last
+    if it is not there yet, so a beat changes no byte of the bundle."""
     ordered = [cert for print_, cert in found.items() if print_ in prints]
     if own is not None and fingerprint(own) not in found:
         ordered.append(own)
-    return Trust(b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in ordered), kept)
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in ordered)
 
 
 def _certificates(bundle: bytes) -> list[x509.Certificate]:

@@ -119,9 +119,7 @@ def test_of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies(
     assert leader.metric("rsg_reconciles_total", result="ok") >= 1
     assert (holder(kubectl, namespace) or "?") in leader.log_text()
 
-    assert leader.process is not None
-    leader.process.kill()  # SIGKILL: no release of the Lease
-    leader.process.wait()
+    leader.kill()  # SIGKILL: no release of the Lease
     taken_over(standby, kubectl, namespace, "SIGKILL", since=time.monotonic())
     assert standby.metric("rsg_leader") == 1
     assert "leading: acquired Lease" in standby.log_text()
